@@ -1,0 +1,232 @@
+"""The Node object this agent owns: registration, status and heartbeat.
+
+Pure builders (``node_object``, ``node_status``, ``parse_meminfo``, ``capacity``) turn
+engine facts (``docker info`` / ``docker version``) and ``/proc/meminfo`` into Kubernetes
+``Node`` fields; ``NodeManager`` does the I/O: create the Node (or, when it already exists,
+merge our labels and addresses into it), then patch ``/status`` every heartbeat with the
+``Ready`` condition's ``lastHeartbeatTime``. Condition ``lastTransitionTime`` values are
+kept for as long as a condition's status does not change.
+
+The master may set ``spec.podCIDR``; the manager remembers the latest value it saw (every
+status patch returns the whole Node) so the pod network can use it as its subnet.
+Later additions (disk/memory pressure from real measurements, a Lease object, taints
+on shutdown) fit into ``conditions()`` and ``heartbeat()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+import threading
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from orchestrator.client import Client
+from orchestrator.errors import ApiError
+from orchestrator.objects.kinds import by_kind
+
+from .status import rfc3339
+
+log = logging.getLogger(__name__)
+
+NODE = by_kind("v1", "Node")
+MAX_PODS = 110
+ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
+        "ppc64le": "ppc64le", "s390x": "s390x", "i686": "386", "i386": "386"}
+
+
+def dockyard_version() -> str:
+    try:
+        return metadata.version("dockyard")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def go_arch(machine: str) -> str:
+    return ARCH.get(machine.lower(), machine.lower())
+
+
+def parse_meminfo(text: str) -> int | None:
+    """MemTotal in KiB from /proc/meminfo text."""
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            parts = line.split()
+            return int(parts[1])
+    return None
+
+
+def read_meminfo_kib(path: str = "/proc/meminfo") -> int | None:
+    try:
+        with open(path) as f:
+            return parse_meminfo(f.read())
+    except OSError:
+        return None
+
+
+def capacity(info: dict[str, Any], meminfo_kib: int | None) -> dict[str, str]:
+    """cpu from the engine's NCPU, memory from /proc/meminfo (engine MemTotal as fallback)."""
+    kib = meminfo_kib if meminfo_kib else int(info.get("MemTotal") or 0) // 1024
+    return {"cpu": str(int(info.get("NCPU") or 1)), "memory": f"{kib}Ki", "pods": str(MAX_PODS)}
+
+
+def node_object(name: str, arch: str, hostname: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": hostname,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": arch,
+            },
+        },
+        "spec": {},
+    }
+
+
+def node_status(
+    info: dict[str, Any],
+    version: dict[str, Any],
+    meminfo_kib: int | None,
+    node_ip: str,
+    hostname: str,
+    conditions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    cap = capacity(info, meminfo_kib)
+    arch = go_arch(str(info.get("Architecture") or platform.machine()))
+    return {
+        "capacity": cap,
+        "allocatable": dict(cap),
+        "conditions": conditions,
+        "addresses": [
+            {"type": "InternalIP", "address": node_ip},
+            {"type": "Hostname", "address": hostname},
+        ],
+        "nodeInfo": {
+            "containerRuntimeVersion": f"docker://{version.get('Version') or info.get('ServerVersion', '')}",
+            "kubeletVersion": f"dockyard-{dockyard_version()}",
+            "kubeProxyVersion": f"dockyard-{dockyard_version()}",
+            "operatingSystem": str(info.get("OSType") or "linux"),
+            "architecture": arch,
+            "osImage": str(info.get("OperatingSystem") or ""),
+            "kernelVersion": str(info.get("KernelVersion") or ""),
+            "machineID": str(info.get("ID") or ""),
+        },
+    }
+
+
+def condition(
+    ctype: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    now: float,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    ltt = previous.get("lastTransitionTime") if previous and previous.get("status") == status else None
+    return {
+        "type": ctype,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastHeartbeatTime": rfc3339(now),
+        "lastTransitionTime": ltt or rfc3339(now),
+    }
+
+
+class NodeManager:
+    """Registers the Node and keeps its status fresh."""
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        node_ip: str,
+        runtime_facts: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.node_ip = node_ip
+        self.hostname = socket.gethostname()
+        self.runtime_facts = runtime_facts  # () -> (docker info, docker version)
+        self.clock = clock
+        self._conditions: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.pod_cidr: str | None = None
+        self.runtime_ok = True
+        self.runtime_message = ""
+
+    def conditions(self, now: float) -> list[dict[str, Any]]:
+        prev = self._conditions
+        ready_msg = "agent is posting ready status" if self.runtime_ok else self.runtime_message
+        conds = [
+            condition("MemoryPressure", False, "AgentHasSufficientMemory", "agent has sufficient memory available",
+                      now, prev.get("MemoryPressure")),
+            condition("DiskPressure", False, "AgentHasNoDiskPressure", "agent has no disk pressure",
+                      now, prev.get("DiskPressure")),
+            condition("Ready", self.runtime_ok, "AgentReady" if self.runtime_ok else "ContainerRuntimeDown",
+                      ready_msg, now, prev.get("Ready")),
+        ]
+        self._conditions = {c["type"]: c for c in conds}
+        return conds
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            info, version = self.runtime_facts()
+            self.runtime_ok, self.runtime_message = True, ""
+            self._facts = (info, version)
+        except Exception as e:  # the engine went away: report NotReady with the last facts
+            self.runtime_ok, self.runtime_message = False, f"container runtime is down: {e}"
+            info, version = getattr(self, "_facts", ({}, {}))
+        return node_status(
+            info, version, read_meminfo_kib(), self.node_ip, self.hostname, self.conditions(self.clock())
+        )
+
+    def _remember(self, node: dict[str, Any]) -> None:
+        if isinstance(node, dict):
+            cidr = (node.get("spec") or {}).get("podCIDR")
+            if cidr and cidr != self.pod_cidr:
+                log.info("node %s: podCIDR %s", self.name, cidr)
+                self.pod_cidr = cidr
+            # The server's view wins (the node controller may have marked us Unknown).
+            for c in (node.get("status") or {}).get("conditions") or []:
+                if c.get("type"):
+                    self._conditions[c["type"]] = c
+
+    def register(self) -> dict[str, Any]:
+        """Create the Node, or adopt the existing one (labels merged), then post status."""
+        with self._lock:
+            info, _ = self.runtime_facts()
+            arch = go_arch(str(info.get("Architecture") or platform.machine()))
+            body = node_object(self.name, arch, self.hostname)
+            try:
+                node = self.client.create(body)
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+                node = self.client.patch(NODE, self.name, {"metadata": {"labels": body["metadata"]["labels"]}})
+            self._remember(node)
+        return self.heartbeat()
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Patch the status (capacity, addresses, conditions with a fresh heartbeat)."""
+        with self._lock:
+            body = {"status": self._status()}
+            try:
+                node = self.client.patch(NODE, self.name, body, patch_type="merge", sub="status")
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                node = None
+        if node is None:
+            log.warning("node %s disappeared from the API; registering it again", self.name)
+            return self.register()
+        with self._lock:
+            self._remember(node)
+        return node

@@ -1,0 +1,550 @@
+"""The agent's only door to the container engine: Docker through the ``docker`` SDK.
+
+``DockerRuntime`` turns pod specs into Docker containers and Docker containers back into
+``agent.pods.ObservedContainer`` values. Everything the agent knows about a pod on this
+host is stored in container labels (pod uid/name/namespace, container name, spec hash,
+restart count, ``dockyard.io/managed=true``, and the node name), so a restarted agent
+rebuilds its view from ``docker ps -a`` and adopts running containers untouched.
+
+Layout of a pod: a *sandbox* container running the pause image owns the pod's network
+namespace on the ``dockyard-pods`` bridge network (its hostname is the pod name, its IP is
+the pod IP); app containers join it with ``network_mode=container:<sandbox id>`` and so
+share IP, ports and localhost. Container names are
+``dy_<namespace>_<pod>_<container>_<uid[:8]>_<restart count>`` (``POD`` for the sandbox).
+
+Every Docker SDK error is translated here into ``RuntimeFailure`` (the package's
+exception root) or one of its subclasses; ``reason`` carries the Kubernetes waiting
+reason where there is one (``ErrImagePull``, ``ErrImageNeverPull``,
+``CreateContainerError``, ``RunContainerError``).
+
+Inspect results are cached per (container id, state) so a resync only lists containers
+and re-inspects the ones whose state changed. Calls are thread-safe: the SDK client is
+shared by the agent's worker threads (its connection pool is sized for that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+
+from .pods import SANDBOX_NAME, ObservedContainer, ObservedPod, container_hash
+
+log = logging.getLogger(__name__)
+
+NETWORK = "dockyard-pods"
+PAUSE_IMAGE = "dockyard/pause:1"
+
+L_MANAGED = "dockyard.io/managed"
+L_UID = "dockyard.io/pod-uid"
+L_POD = "dockyard.io/pod-name"
+L_NS = "dockyard.io/pod-namespace"
+L_CONTAINER = "dockyard.io/container-name"
+L_HASH = "dockyard.io/container-hash"
+L_RESTARTS = "dockyard.io/restart-count"
+L_NODE = "dockyard.io/node"
+
+SECURITY_OPT = ["no-new-privileges"]
+POOL_SIZE = 32
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class RuntimeFailure(Exception):
+    """Root of every error raised by the runtime layer."""
+
+    reason = "RuntimeError"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason:
+            self.reason = reason
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    reason = "RuntimeUnavailable"
+
+
+class NotFound(RuntimeFailure):
+    reason = "NotFound"
+
+
+class ImageError(RuntimeFailure):
+    reason = "ErrImagePull"
+
+
+class ContainerError(RuntimeFailure):
+    reason = "CreateContainerError"
+
+
+@contextlib.contextmanager
+def _translate(what: str, cls: type[RuntimeFailure] = RuntimeFailure, reason: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except RuntimeFailure:
+        raise
+    except docker.errors.NotFound as e:
+        raise NotFound(f"{what}: {_explain(e)}") from None
+    except docker.errors.APIError as e:
+        raise cls(f"{what}: {_explain(e)}", reason) from None
+    except docker.errors.DockerException as e:
+        raise RuntimeUnavailable(f"{what}: {e}") from None
+    except OSError as e:  # requests' ConnectionError is an OSError
+        raise RuntimeUnavailable(f"{what}: cannot reach the Docker engine: {e}") from None
+
+
+def _explain(e: docker.errors.APIError) -> str:
+    return str(e.explanation or e)
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+_MEM_SUFFIX = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}
+_QTY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
+
+
+def parse_cpu(q: Any) -> float:
+    """CPU quantity ("500m", "2", 1.5) → cores."""
+    s = str(q).strip()
+    if s.endswith("m"):
+        return float(s[:-1]) / 1000.0
+    return float(s)
+
+
+def parse_memory(q: Any) -> int:
+    """Memory quantity ("128Mi", "1G", "1e6", 1024) → bytes."""
+    m = _QTY.match(str(q).strip())
+    if not m:
+        raise ValueError(f"invalid memory quantity {q!r}")
+    num, suffix = m.groups()
+    if suffix and suffix not in _MEM_SUFFIX:
+        raise ValueError(f"invalid memory quantity {q!r}")
+    return int(float(num) * _MEM_SUFFIX.get(suffix, 1))
+
+
+def split_image(ref: str) -> tuple[str, str | None]:
+    """"repo[:tag][@digest]" → (repo, tag-or-digest); tag None when absent."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, None
+
+
+def pull_policy(spec: dict[str, Any]) -> str:
+    """imagePullPolicy, defaulted like Kubernetes (Always for :latest or no tag)."""
+    p = spec.get("imagePullPolicy")
+    if p:
+        return str(p)
+    _, tag = split_image(str(spec.get("image", "")))
+    return "Always" if tag in (None, "latest") else "IfNotPresent"
+
+
+def container_name(namespace: str, pod: str, container: str, uid: str, restart_count: int) -> str:
+    return f"dy_{namespace}_{pod}_{container}_{uid[:8]}_{restart_count}"
+
+
+def parse_time(s: str | None) -> float | None:
+    """Docker timestamp (RFC 3339, nanoseconds) → epoch seconds; None for the zero time."""
+    if not s or s.startswith("0001-01-01"):
+        return None
+    s = s.rstrip("Z")
+    frac = ""
+    if "." in s:
+        s, frac = s.split(".", 1)
+        frac = re.sub(r"[^0-9].*$", "", frac)
+    dt = datetime.fromisoformat(s + "+00:00")
+    return dt.timestamp() + (float(f"0.{frac}") if frac else 0.0)
+
+
+def container_kwargs(
+    pod: dict[str, Any],
+    spec: dict[str, Any],
+    sandbox_id: str,
+    restart_count: int,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """Docker create arguments for one app/init container (Kubernetes field mapping)."""
+    meta = pod.get("metadata", {})
+    kw: dict[str, Any] = {
+        "name": container_name(meta["namespace"], meta["name"], spec["name"], meta["uid"], restart_count),
+        "labels": labels,
+        "network_mode": f"container:{sandbox_id}",
+        "security_opt": list(SECURITY_OPT),
+        "detach": True,
+    }
+    # Kubernetes command = Docker entrypoint, args = Docker cmd. With a command and no
+    # args the image's CMD is dropped (the engine does that when Entrypoint is set).
+    if spec.get("command"):
+        kw["entrypoint"] = [str(x) for x in spec["command"]]
+    if spec.get("args"):
+        kw["command"] = [str(x) for x in spec["args"]]
+    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if "valueFrom" not in e}
+    if env:
+        kw["environment"] = env
+    if spec.get("workingDir"):
+        kw["working_dir"] = spec["workingDir"]
+    if spec.get("tty"):
+        kw["tty"] = True
+    if spec.get("stdin"):
+        kw["stdin_open"] = True
+    resources = spec.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    if "cpu" in limits:
+        kw["nano_cpus"] = int(parse_cpu(limits["cpu"]) * 1e9)
+    if "memory" in limits:
+        kw["mem_limit"] = parse_memory(limits["memory"])
+    cpu_req = requests.get("cpu", limits.get("cpu"))
+    if cpu_req is not None:
+        kw["cpu_shares"] = max(2, int(parse_cpu(cpu_req) * 1024))
+    return kw
+
+
+def observe(attrs: dict[str, Any], network: str = NETWORK) -> ObservedContainer:
+    """Decode `docker inspect` output of a managed container."""
+    cfg = attrs.get("Config") or {}
+    labels = cfg.get("Labels") or {}
+    state = attrs.get("State") or {}
+    nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    created = parse_time(attrs.get("Created")) or 0.0
+    try:
+        restarts = int(labels.get(L_RESTARTS, "0"))
+    except ValueError:
+        restarts = 0
+    status = str(state.get("Status") or "unknown")
+    return ObservedContainer(
+        id=attrs["Id"],
+        name=labels.get(L_CONTAINER, ""),
+        pod_uid=labels.get(L_UID, ""),
+        pod_name=labels.get(L_POD, ""),
+        pod_namespace=labels.get(L_NS, ""),
+        hash=labels.get(L_HASH, ""),
+        restart_count=restarts,
+        state=status,
+        exit_code=state.get("ExitCode") if status in ("exited", "dead", "created") else None,
+        created_at=created,
+        started_at=parse_time(state.get("StartedAt")),
+        finished_at=parse_time(state.get("FinishedAt")),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=str(state.get("Error") or ""),
+        image=str(cfg.get("Image") or ""),
+        image_id=str(attrs.get("Image") or ""),
+        ip=str((nets.get(network) or {}).get("IPAddress") or ""),
+    )
+
+
+# -- the runtime ----------------------------------------------------------------------------
+
+
+class DockerRuntime:
+    """Pods on one Docker engine."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        base_url: str | None = None,
+        network: str = NETWORK,
+        pause_image: str = PAUSE_IMAGE,
+        node_name: str | None = None,
+    ) -> None:
+        with _translate("connecting to Docker", RuntimeUnavailable):
+            if client is None:
+                if base_url:
+                    client = docker.DockerClient(base_url=base_url, version="auto", max_pool_size=POOL_SIZE)
+                else:
+                    client = docker.from_env(version="auto", max_pool_size=POOL_SIZE)
+        self.client = client
+        self.api = client.api
+        self.network = network
+        self.pause_image = pause_image
+        self.node_name = node_name
+        self._network_id: str | None = None
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, ObservedContainer]] = {}
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **kw: Any) -> DockerRuntime:
+        return cls(base_url=url, **kw)
+
+    def bind_node(self, node_name: str) -> None:
+        """Scope listing and labels to one node (so agents sharing an engine keep apart)."""
+        self.node_name = node_name
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- engine facts -------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with _translate("ping", RuntimeUnavailable):
+            self.api.ping()
+
+    def info(self) -> dict[str, Any]:
+        with _translate("docker info", RuntimeUnavailable):
+            return self.api.info()
+
+    def version(self) -> dict[str, Any]:
+        with _translate("docker version", RuntimeUnavailable):
+            return self.api.version()
+
+    # -- images -------------------------------------------------------------------------
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            with _translate(f"inspecting image {ref}"):
+                return str(self.api.inspect_image(ref)["Id"])
+        except NotFound:
+            return None
+
+    def image_exists(self, ref: str) -> bool:
+        return self.image_id(ref) is not None
+
+    def build_image(self, context_dir: str, tag: str, labels: dict[str, str] | None = None) -> str:
+        with _translate(f"building image {tag}"):
+            try:
+                image, _ = self.client.images.build(
+                    path=context_dir, tag=tag, rm=True, forcerm=True, labels=labels or {}
+                )
+            except docker.errors.BuildError as e:
+                lines = [str(x.get("stream") or x.get("error") or "") for x in e.build_log]
+                raise RuntimeFailure(f"building image {tag} failed: {e.msg}; {''.join(lines)[-500:]}") from None
+            return str(image.id)
+
+    def pull_image(self, ref: str) -> str:
+        repo, tag = split_image(ref)
+        with _translate(f"pulling image {ref}", ImageError, "ErrImagePull"):
+            self.api.pull(repo, tag=tag or "latest")
+        found = self.image_id(ref)
+        if found is None:
+            raise ImageError(f"pulling image {ref}: image not present after pull", "ErrImagePull")
+        return found
+
+    def ensure_image(self, ref: str, policy: str = "IfNotPresent") -> str:
+        """Make `ref` available per imagePullPolicy; returns the image id."""
+        if policy == "Always":
+            try:
+                return self.pull_image(ref)
+            except NotFound as e:
+                raise ImageError(str(e), "ErrImagePull") from None
+        local = self.image_id(ref)
+        if local is not None:
+            return local
+        if policy == "Never":
+            raise ImageError(
+                f'Container image "{ref}" is not present with pull policy of Never', "ErrImageNeverPull"
+            )
+        try:
+            return self.pull_image(ref)
+        except NotFound as e:
+            raise ImageError(str(e), "ErrImagePull") from None
+
+    # -- network ------------------------------------------------------------------------
+
+    def ensure_network(self, subnet: str | None = None) -> str:
+        """Create the pod bridge network if missing (with `subnet` when given)."""
+        with self._lock:
+            if self._network_id:
+                return self._network_id
+            with _translate(f"pod network {self.network}"):
+                try:
+                    net = self.api.inspect_network(self.network)
+                except docker.errors.NotFound:
+                    ipam = None
+                    if subnet:
+                        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+                    try:
+                        self.api.create_network(
+                            self.network,
+                            driver="bridge",
+                            ipam=ipam,
+                            labels={L_MANAGED: "true"},
+                            check_duplicate=True,
+                        )
+                    except docker.errors.APIError as e:
+                        if e.status_code != 409:
+                            raise
+                    net = self.api.inspect_network(self.network)
+            have = [c.get("Subnet") for c in (net.get("IPAM") or {}).get("Config") or []]
+            if subnet and subnet not in have:
+                log.warning(
+                    "network %s has subnet %s, not the node's podCIDR %s; recreate it to fix",
+                    self.network, have, subnet,
+                )
+            self._network_id = str(net["Id"])
+            return self._network_id
+
+    def remove_network(self) -> None:
+        with self._lock, contextlib.suppress(NotFound), _translate(f"removing network {self.network}"):
+            self.api.remove_network(self.network)
+        self._network_id = None
+
+    # -- observation --------------------------------------------------------------------
+
+    def _filters(self, uid: str | None = None) -> dict[str, Any]:
+        labels = [f"{L_MANAGED}=true"]
+        if self.node_name:
+            labels.append(f"{L_NODE}={self.node_name}")
+        if uid:
+            labels.append(f"{L_UID}={uid}")
+        return {"label": labels}
+
+    def list_containers(self, uid: str | None = None) -> list[ObservedContainer]:
+        """All managed containers (of one pod when `uid` is given), like `docker ps -a`."""
+        with _translate("listing containers", RuntimeUnavailable):
+            summaries = self.api.containers(all=True, filters=self._filters(uid))
+        out: list[ObservedContainer] = []
+        seen: set[str] = set()
+        for s in summaries:
+            cid, state = s["Id"], str(s.get("State") or "")
+            seen.add(cid)
+            with self._lock:
+                hit = self._cache.get(cid)
+            if hit is not None and hit[0] == state and state != "created":
+                out.append(hit[1])
+                continue
+            try:
+                with _translate(f"inspecting container {cid[:12]}"):
+                    obs = observe(self.api.inspect_container(cid), self.network)
+            except NotFound:
+                continue  # removed in between
+            with self._lock:
+                self._cache[cid] = (obs.state, obs)
+            out.append(obs)
+        if uid is None:
+            with self._lock:
+                for cid in [c for c in self._cache if c not in seen]:
+                    del self._cache[cid]
+        return out
+
+    def observe_pod(self, uid: str) -> ObservedPod:
+        return ObservedPod.from_containers(uid, self.list_containers(uid))
+
+    def observe_all(self) -> dict[str, ObservedPod]:
+        groups: dict[str, list[ObservedContainer]] = {}
+        for c in self.list_containers():
+            groups.setdefault(c.pod_uid, []).append(c)
+        return {uid: ObservedPod.from_containers(uid, items) for uid, items in groups.items()}
+
+    # -- containers ---------------------------------------------------------------------
+
+    def labels(self, pod: dict[str, Any], container: str, hash_: str, restart_count: int) -> dict[str, str]:
+        meta = pod.get("metadata", {})
+        out = {
+            L_MANAGED: "true",
+            L_UID: str(meta.get("uid", "")),
+            L_POD: str(meta.get("name", "")),
+            L_NS: str(meta.get("namespace", "")),
+            L_CONTAINER: container,
+            L_HASH: hash_,
+            L_RESTARTS: str(restart_count),
+        }
+        if self.node_name:
+            out[L_NODE] = self.node_name
+        return out
+
+    def _create(self, image: str, kwargs: dict[str, Any], uid: str) -> str:
+        """Create a container; a leftover of the same pod holding the name is replaced."""
+        for attempt in (0, 1):
+            try:
+                with _translate(f"creating container {kwargs['name']}", ContainerError, "CreateContainerError"):
+                    try:
+                        c = self.client.containers.create(image, **kwargs)
+                    except docker.errors.APIError as e:
+                        if e.status_code == 409 and attempt == 0 and self._remove_leftover(kwargs["name"], uid):
+                            continue
+                        raise
+                    return str(c.id)
+            except NotFound as e:
+                raise ContainerError(e.message, "CreateContainerError") from None
+        raise ContainerError(f"creating container {kwargs['name']}: name conflict", "CreateContainerError")
+
+    def _remove_leftover(self, name: str, uid: str) -> bool:
+        try:
+            attrs = self.api.inspect_container(name)
+        except docker.errors.APIError:
+            return False
+        if ((attrs.get("Config") or {}).get("Labels") or {}).get(L_UID) != uid:
+            return False
+        self.api.remove_container(attrs["Id"], force=True, v=True)
+        return True
+
+    def create_sandbox(self, pod: dict[str, Any], attempt: int, subnet: str | None = None) -> str:
+        """Create and start the pod's pause container; returns its id."""
+        meta = pod.get("metadata", {})
+        spec = pod.get("spec", {})
+        self.ensure_network(subnet)
+        if not self.image_exists(self.pause_image):
+            raise ImageError(
+                f"pause image {self.pause_image} is missing (it is built when the agent starts)",
+                "CreateContainerError",
+            )
+        kwargs = {
+            "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
+            "labels": self.labels(pod, SANDBOX_NAME, "", attempt),
+            "hostname": str(spec.get("hostname") or meta["name"])[:63],
+            "network": self.network,
+            "security_opt": list(SECURITY_OPT),
+            "detach": True,
+        }
+        cid = self._create(self.pause_image, kwargs, meta["uid"])
+        self.start(cid)
+        return cid
+
+    def create_container(
+        self, pod: dict[str, Any], spec: dict[str, Any], sandbox_id: str, restart_count: int
+    ) -> str:
+        """Pull per policy and create (not start) one app/init container; returns its id."""
+        image = str(spec.get("image") or "")
+        if not image:
+            raise ContainerError(f"container {spec.get('name')!r} has no image", "CreateContainerError")
+        self.ensure_image(image, pull_policy(spec))
+        labels = self.labels(pod, spec["name"], container_hash(spec), restart_count)
+        try:
+            kwargs = container_kwargs(pod, spec, sandbox_id, restart_count, labels)
+        except (ValueError, KeyError) as e:
+            raise ContainerError(f"invalid container spec: {e}", "CreateContainerError") from None
+        return self._create(image, kwargs, pod["metadata"]["uid"])
+
+    def start(self, container_id: str) -> None:
+        with _translate(f"starting container {container_id[:12]}", ContainerError, "RunContainerError"):
+            self.api.start(container_id)
+
+    def run_container(
+        self, pod: dict[str, Any], spec: dict[str, Any], sandbox_id: str, restart_count: int
+    ) -> str:
+        cid = self.create_container(pod, spec, sandbox_id, restart_count)
+        self.start(cid)
+        return cid
+
+    def stop(self, container_id: str, grace: int) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; a missing container is fine."""
+        with contextlib.suppress(NotFound), _translate(f"stopping container {container_id[:12]}"):
+            self.api.stop(container_id, timeout=max(0, int(grace)))
+
+    def remove(self, container_id: str) -> None:
+        with contextlib.suppress(NotFound), _translate(f"removing container {container_id[:12]}"):
+            self.api.remove_container(container_id, force=True, v=True)
+        with self._lock:
+            self._cache.pop(container_id, None)
+
+    def logs(self, container_id: str, tail: int | str = "all") -> str:
+        with _translate(f"logs of container {container_id[:12]}"):
+            return self.api.logs(container_id, tail=tail).decode(errors="replace")

@@ -1,0 +1,5 @@
+"""`python -m orchestrator` is the `dockyard` command."""
+
+from .cli.main import main
+
+raise SystemExit(main())

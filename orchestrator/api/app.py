@@ -1,0 +1,341 @@
+"""The HTTP API: Kubernetes REST paths over Starlette, in front of the registry.
+
+One catch-all route parses `/api/v1/...` and `/apis/{group}/{version}/...` into a
+`Target` (kind, namespace, name, subresource), authenticates the bearer token,
+authorizes the request (admins, node identities, bootstrap tokens), and dispatches to the
+registry. Errors leave as `metav1.Status` bodies; watches are newline-delimited JSON
+streams that end when the client goes away or `timeoutSeconds` passes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import __version__, errors
+from ..errors import ApiError
+from ..objects.kinds import Kind, UnknownKind, by_resource
+from ..pki import PKIError
+from . import auth, discovery
+from .registry import Registry, dumps
+
+log = logging.getLogger("dockyard.api")
+
+NODE_CREDENTIALS = "nodecredentials"
+DOCKYARD_GROUP = "dockyard.io"
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Kind
+    namespace: str | None
+    name: str | None
+    subresource: str = ""
+
+
+def parse_path(path: str) -> Target:
+    """Map a Kubernetes resource path to a Target; raises ApiError 404 for anything else."""
+    seg = [s for s in path.split("/") if s]
+    if len(seg) >= 2 and seg[0] == "api":
+        group, version, rest = "", seg[1], seg[2:]
+    elif len(seg) >= 3 and seg[0] == "apis":
+        group, version, rest = seg[1], seg[2], seg[3:]
+    else:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    if not rest:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        try:
+            by_resource(group, version, rest[2])
+            namespace, rest = rest[1], rest[2:]
+        except UnknownKind:
+            pass  # a subresource of the namespace itself (status, finalize)
+    if len(rest) > 3:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    try:
+        kind = by_resource(group, version, rest[0])
+    except UnknownKind as e:
+        raise ApiError(404, "NotFound", str(e)) from None
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    if sub and sub not in kind.subresources:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    if kind.namespaced and namespace is None and name is not None:
+        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    return Target(kind, namespace, name, sub)
+
+
+def status_response(e: ApiError) -> Response:
+    return Response(dumps(e.status()), status_code=e.code or 500, media_type="application/json")
+
+
+def ok(obj: Any, code: int = 200) -> Response:
+    return Response(dumps(obj), status_code=code, media_type="application/json")
+
+
+class ApiServer:
+    """Holds what the handlers need; `app` is the ASGI application."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        authenticator: auth.Authenticator,
+        ca_pem: bytes,
+        mint_node_token: Callable[[str], str],
+        extra_routes: list[Route] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.authn = authenticator
+        self.ca_pem = ca_pem
+        self.mint_node_token = mint_node_token
+        self.request_hooks: list[Callable[[str, str, int, float], None]] = []
+        routes = [
+            Route("/version", self.version),
+            Route("/healthz", self.health),
+            Route("/readyz", self.health),
+            Route("/livez", self.health),
+            Route("/cacerts", self.cacerts),
+            *(extra_routes or []),
+            Route("/{path:path}", self.dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+        self.app = Starlette(routes=routes)
+
+    # -- unauthenticated endpoints ------------------------------------------------------
+
+    async def version(self, request: Request) -> Response:
+        return JSONResponse({
+            "major": "1",
+            "minor": "32",
+            "gitVersion": f"v1.32.0+dockyard-{__version__}",
+            "gitCommit": "",
+            "gitTreeState": "clean",
+            "buildDate": "",
+            "goVersion": "python",
+            "compiler": "cpython",
+            "platform": "linux/amd64",
+        })
+
+    async def health(self, request: Request) -> Response:
+        try:
+            self.registry.store.current_revision()
+        except Exception as e:  # the store is the only dependency worth checking
+            return PlainTextResponse(f"store: {e}", status_code=500)
+        return PlainTextResponse("ok")
+
+    async def cacerts(self, request: Request) -> Response:
+        return Response(self.ca_pem, media_type="application/x-pem-file")
+
+    # -- everything else ----------------------------------------------------------------
+
+    async def dispatch(self, request: Request) -> Response:
+        started = time.monotonic()
+        code = 500
+        verb = request.method
+        try:
+            resp = await self._dispatch(request)
+            code = resp.status_code
+            return resp
+        except ApiError as e:
+            code = e.code
+            return status_response(e)
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+            return status_response(ApiError(500, "InternalError", "an internal error occurred; see the master's log"))
+        finally:
+            for hook in self.request_hooks:
+                hook(verb, request.url.path, code, time.monotonic() - started)
+
+    async def _dispatch(self, request: Request) -> Response:
+        user = self.authn.authenticate(request.headers.get("authorization"))
+        if user is None:
+            raise errors.unauthorized()
+        path = request.url.path.rstrip("/")
+        if request.method == "GET":
+            doc = self._discovery(path)
+            if doc is not None:
+                return ok(doc)
+        if path == f"/apis/{DOCKYARD_GROUP}/v1/{NODE_CREDENTIALS}":
+            return await self._node_credentials(request, user)
+        target = parse_path(path)
+        verb = self._verb(request, target)
+        bound_node = None
+        if user.node_name is not None and target.kind.kind == "Pod" and target.name and target.namespace:
+            pod = self.registry.try_get(target.kind, target.namespace, target.name)
+            bound_node = pod.get("spec", {}).get("nodeName") if pod else None
+        name = target.name
+        if verb == "create" and not name:
+            body = await self._body(request)
+            if isinstance(body, dict):
+                name = (body.get("metadata") or {}).get("name")
+        areq = auth.Request(
+            verb=verb,
+            group=target.kind.group,
+            resource=target.kind.resource,
+            namespace=target.namespace,
+            name=name,
+            subresource=target.subresource,
+            bound_node=bound_node,
+        )
+        if not auth.authorize(user, areq):
+            raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
+        return await self._serve(request, target, verb)
+
+    def _discovery(self, path: str) -> dict[str, Any] | None:
+        if path == "/api":
+            return discovery.api_versions()
+        if path == "/apis":
+            return discovery.api_group_list()
+        seg = [s for s in path.split("/") if s]
+        if len(seg) == 2 and seg[0] == "api":
+            return discovery.resource_list("", seg[1])
+        if len(seg) == 3 and seg[0] == "apis":
+            return discovery.resource_list(seg[1], seg[2])
+        return None
+
+    @staticmethod
+    def _verb(request: Request, target: Target) -> str:
+        m = request.method
+        if m == "GET":
+            if target.name:
+                return "get"
+            return "watch" if request.query_params.get("watch") in ("true", "1") else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[m]
+
+    async def _body(self, request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return None
+        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        try:
+            if ctype in ("application/yaml", "application/apply-patch+yaml"):
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise errors.bad_request(f"the request body is not valid {ctype}: {e}") from None
+
+    async def _serve(self, request: Request, t: Target, verb: str) -> Response:
+        reg = self.registry
+        q = request.query_params
+        kind = t.kind
+        if verb == "watch" or (verb == "list" and q.get("watch") in ("true", "1")):
+            return self._watch_response(request, t)
+        if verb == "list":
+            return ok(reg.list(kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector")))
+        if t.subresource == "scale":
+            if verb == "get":
+                return ok(reg.get_scale(kind, t.namespace or "", t.name or ""))
+            body = await self._body(request)
+            if verb == "patch":
+                from .registry import apply_patch
+
+                current = reg.get_scale(kind, t.namespace or "", t.name or "")
+                body = apply_patch(kind, current, body, request.headers.get("content-type", ""))
+            if not isinstance(body, dict):
+                raise errors.bad_request("a Scale object is required")
+            return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body))
+        if t.subresource == "binding":
+            body = await self._body(request) or {}
+            node = (body.get("target") or {}).get("name")
+            if verb != "create" or not node:
+                raise errors.bad_request("a Binding with target.name is required")
+            reg.bind(t.namespace or "", t.name or "", node)
+            return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+        if t.subresource in ("log", "exec"):
+            raise ApiError(501, "NotImplemented", f"pods/{t.subresource} is not served by this master yet")
+        if verb == "get":
+            return ok(reg.get(kind, t.namespace, t.name or ""))
+        if verb == "create":
+            if t.name:
+                raise ApiError(405, "MethodNotAllowed", "POST to a named resource is not allowed")
+            body = await self._body(request)
+            return ok(reg.create(kind, t.namespace, body), 201)
+        if verb == "update":
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request("the request body must be a JSON object")
+            return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource))
+        if verb == "patch":
+            body = await self._body(request)
+            ctype = request.headers.get("content-type", "application/merge-patch+json")
+            return ok(reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource))
+        if verb == "delete":
+            body = await self._body(request) or {}
+            grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+            propagation = q.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
+            if body.get("orphanDependents") is True:
+                propagation = "Orphan"
+            pre = body.get("preconditions") or {}
+            if not t.name:
+                raise ApiError(405, "MethodNotAllowed", "delete a collection by listing and deleting each object")
+            try:
+                grace_i = int(grace) if grace is not None else None
+            except ValueError:
+                raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
+            out = reg.delete(kind, t.namespace, t.name, grace_i, propagation, pre.get("uid"),
+                             pre.get("resourceVersion"))
+            return ok(out)
+        raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed here")
+
+    def _watch_response(self, request: Request, t: Target) -> Response:
+        q = request.query_params
+        timeout = None
+        if q.get("timeoutSeconds"):
+            try:
+                timeout = float(q["timeoutSeconds"])
+            except ValueError:
+                raise errors.bad_request("timeoutSeconds must be a number") from None
+        field_selector = q.get("fieldSelector")
+        if t.name:
+            field_selector = f"metadata.name={t.name}" + (f",{field_selector}" if field_selector else "")
+        events = self.registry.watch(
+            t.kind,
+            t.namespace,
+            q.get("resourceVersion"),
+            q.get("labelSelector"),
+            field_selector,
+            timeout,
+            q.get("allowWatchBookmarks") in ("true", "1"),
+        )
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for ev in events:
+                    yield dumps(ev) + b"\n"
+            except ApiError as e:
+                yield dumps({"type": "ERROR", "object": e.status()}) + b"\n"
+
+        return StreamingResponse(stream(), media_type="application/json",
+                                 headers={"Transfer-Encoding": "chunked"})
+
+    async def _node_credentials(self, request: Request, user: auth.User) -> Response:
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "only POST is allowed on nodecredentials")
+        areq = auth.Request(verb="create", group=DOCKYARD_GROUP, resource=NODE_CREDENTIALS,
+                            namespace=None, name=None)
+        if not auth.authorize(user, areq) and "system:masters" not in user.groups:
+            raise errors.forbidden(user.name, "create", NODE_CREDENTIALS)
+        body = await self._body(request) or {}
+        name = (body.get("spec") or {}).get("nodeName")
+        if not isinstance(name, str) or not name:
+            raise errors.invalid("NodeCredential", "", [{"field": "spec.nodeName", "reason": "FieldValueRequired",
+                                                          "message": "Required value"}], DOCKYARD_GROUP)
+        try:
+            token = self.mint_node_token(name)
+        except (ValueError, PKIError) as e:
+            raise errors.invalid("NodeCredential", name, [{"field": "spec.nodeName", "reason": "FieldValueInvalid",
+                                                            "message": str(e)}], DOCKYARD_GROUP) from None
+        log.info("issued node credential", extra={"node": name})
+        return ok({"apiVersion": f"{DOCKYARD_GROUP}/v1", "kind": "NodeCredential", "spec": {"nodeName": name},
+                   "status": {"token": token}}, 201)
+

@@ -1,0 +1,89 @@
+"""Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`) built from the kinds table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..objects.kinds import KINDS, Kind
+
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def _resource(k: Kind) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "name": k.resource,
+        "singularName": k.singular_name,
+        "namespaced": k.namespaced,
+        "kind": k.kind,
+        "verbs": VERBS,
+    }
+    if k.short_names:
+        r["shortNames"] = list(k.short_names)
+    if k.kind in ("Pod", "Deployment", "ReplicaSet"):
+        r["categories"] = ["all"]
+    return r
+
+
+def _subresources(k: Kind) -> list[dict[str, Any]]:
+    out = []
+    for sub in k.subresources:
+        if sub == "status":
+            out.append({"name": f"{k.resource}/status", "singularName": "", "namespaced": k.namespaced,
+                        "kind": k.kind, "verbs": ["get", "patch", "update"]})
+        elif sub == "scale":
+            out.append({"name": f"{k.resource}/scale", "singularName": "", "namespaced": k.namespaced,
+                        "group": "autoscaling", "version": "v1", "kind": "Scale",
+                        "verbs": ["get", "patch", "update"]})
+        elif sub == "binding":
+            out.append({"name": f"{k.resource}/binding", "singularName": "", "namespaced": True,
+                        "kind": "Binding", "verbs": ["create"]})
+        elif sub in ("log", "exec"):
+            out.append({"name": f"{k.resource}/{sub}", "singularName": "", "namespaced": True,
+                        "kind": "Pod" if sub == "log" else "PodExecOptions",
+                        "verbs": ["get"] if sub == "log" else ["create", "get"]})
+    return out
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    kinds = [k for k in KINDS if k.group == group and k.version == version]
+    if not kinds:
+        return None
+    resources: list[dict[str, Any]] = []
+    for k in kinds:
+        resources.append(_resource(k))
+        resources.extend(_subresources(k))
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }
+
+
+def api_versions() -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+    }
+
+
+def api_group_list() -> dict[str, Any]:
+    groups: dict[str, list[str]] = {}
+    for k in KINDS:
+        if k.group:
+            versions = groups.setdefault(k.group, [])
+            if k.version not in versions:
+                versions.append(k.version)
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": g,
+                "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+            }
+            for g, vs in groups.items()
+        ],
+    }

@@ -1,0 +1,623 @@
+"""The resource registry: Kubernetes object semantics on top of the revisioned store.
+
+Everything that writes objects goes through here — the HTTP handlers, the controllers
+and the scheduler running inside the master — so defaults, validation, metadata
+bookkeeping and optimistic concurrency are enforced in one place:
+
+* `metadata.resourceVersion` is the store's mod revision of the object (never stored in
+  the value, added on every read), `metadata.uid`/`creationTimestamp` are set on create,
+  `metadata.generation` is bumped only when the spec (or, for kinds without a spec, the
+  payload) changes.
+* the main resource cannot change `status` and the `status` subresource cannot change
+  anything else, for kinds that have a status subresource.
+* a write carrying a stale `resourceVersion` fails with 409 Conflict; patches without one
+  are retried on conflicts.
+* deletion is graceful for pods bound to a node (the node's agent stops the containers and
+  then finishes the delete with `gracePeriodSeconds=0`) and waits for `finalizers`;
+  dependents are removed by the garbage collector (background propagation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .. import errors
+from ..errors import ApiError
+from ..objects import defaults, patch, selectors, validation
+from ..objects.kinds import KINDS, Kind, by_kind
+from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
+
+Obj = dict[str, Any]
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(n))
+
+
+@dataclass(frozen=True)
+class Selectors:
+    labels: selectors.LabelSelector | None = None
+    fields: selectors.FieldSelector | None = None
+
+    @classmethod
+    def parse(cls, label_selector: str | None, field_selector: str | None) -> Selectors:
+        try:
+            ls = selectors.parse_label_selector(label_selector) if label_selector else None
+            fs = selectors.parse_field_selector(field_selector) if field_selector else None
+        except ValueError as e:
+            raise errors.bad_request(f"unable to parse requested selector: {e}") from None
+        return cls(ls, fs)
+
+    def matches(self, obj: Obj) -> bool:
+        if self.labels is not None and not self.labels.matches(obj.get("metadata", {}).get("labels") or {}):
+            return False
+        return self.fields is None or self.fields.matches(obj)
+
+
+def _payload(kind: Kind, obj: Obj) -> Any:
+    """What `metadata.generation` tracks: the spec, or the whole payload for spec-less kinds."""
+    if "spec" in obj or kind.has_status:
+        return obj.get("spec")
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Registry:
+    def __init__(self, store: SQLiteStore, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+        # hooks run after defaults and before validation on create (e.g. node pod CIDR)
+        self.create_hooks: dict[str, list[Callable[[Obj], None]]] = {}
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _with_rv(kv: KV) -> Obj:
+        obj = copy.deepcopy(kv.value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    @staticmethod
+    def _strip(obj: Obj) -> Obj:
+        value = copy.deepcopy(obj)
+        value.get("metadata", {}).pop("resourceVersion", None)
+        value.get("metadata", {}).pop("selfLink", None)
+        return value
+
+    def _ns(self, kind: Kind, namespace: str | None) -> str | None:
+        return namespace if kind.namespaced else None
+
+    def _kv(self, kind: Kind, namespace: str | None, name: str) -> KV:
+        kv = self.store.get(kind.key(self._ns(kind, namespace), name))
+        if kv is None:
+            raise errors.not_found(kind.resource, name, kind.group)
+        return kv
+
+    def _validate(self, kind: Kind, obj: Obj, old: Obj | None) -> None:
+        errs = validation.validate(kind.kind, obj, old)
+        if errs:
+            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName") or ""
+            raise errors.invalid(kind.kind, name, [e.cause() for e in errs], kind.group)
+
+    def _check_type(self, kind: Kind, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        api_version, k = obj.get("apiVersion"), obj.get("kind")
+        if (api_version, k) != (kind.api_version, kind.kind):
+            if api_version is None and k is None:
+                obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+                return
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) and kind ({k}) do not match "
+                f"the resource {kind.resource} ({kind.api_version}, {kind.kind})"
+            )
+
+    def _check_namespace(self, kind: Kind, namespace: str | None) -> None:
+        if not kind.namespaced:
+            return
+        if not namespace:
+            raise errors.bad_request(f"a namespace is required for {kind.resource}")
+        ns = self.store.get(by_kind("v1", "Namespace").key(None, namespace))
+        if ns is None:
+            raise errors.not_found("namespaces", namespace)
+        if ns.value.get("metadata", {}).get("deletionTimestamp") and kind.kind != "Event":
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{kind.resource} is forbidden: unable to create new content in namespace {namespace} '
+                "because it is being terminated",
+            )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> Obj:
+        return self._with_rv(self._kv(kind, namespace, name))
+
+    def try_get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
+        kv = self.store.get(kind.key(self._ns(kind, namespace), name))
+        return self._with_rv(kv) if kv else None
+
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Obj:
+        sel = Selectors.parse(label_selector, field_selector)
+        items, rev = self.store.list(kind.prefix(self._ns(kind, namespace)))
+        objs = [o for o in (self._with_rv(kv) for kv in items) if sel.matches(o)]
+        return {
+            "apiVersion": kind.api_version,
+            "kind": kind.list_kind,
+            "metadata": {"resourceVersion": str(rev)},
+            "items": objs,
+        }
+
+    def items(self, kind: Kind, namespace: str | None = None) -> list[Obj]:
+        return self.list(kind, namespace)["items"]
+
+    # -- writes -------------------------------------------------------------------------
+
+    def create(self, kind: Kind, namespace: str | None, body: Obj) -> Obj:
+        self._check_type(kind, body)
+        obj = self._strip(body)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        ns = self._ns(kind, namespace or meta.get("namespace"))
+        if kind.namespaced:
+            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+                raise errors.bad_request(
+                    f"the namespace of the provided object ({meta['namespace']}) does not match "
+                    f"the namespace sent on the request ({namespace})"
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{random_suffix()}"
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(field, None)
+        defaults.apply_defaults(kind.kind, obj)
+        for hook in self.create_hooks.get(kind.kind, []):
+            hook(obj)
+        self._validate(kind, obj, None)
+        self._check_namespace(kind, ns)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(self.clock())
+        meta["generation"] = 1
+        if kind.kind == "Secret":
+            _fold_string_data(obj)
+        try:
+            kv = self.store.create(kind.key(ns, meta["name"]), obj)
+        except KeyExists:
+            raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
+        return self._with_rv(kv)
+
+    def update(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        subresource: str = "",
+        *,
+        require_rv: bool = False,
+    ) -> Obj:
+        self._check_type(kind, body)
+        meta_in = body.get("metadata") or {}
+        if meta_in.get("name") not in (None, name):
+            raise errors.bad_request(
+                f"the name of the object ({meta_in.get('name')}) does not match the name on the URL ({name})"
+            )
+        kv = self._kv(kind, namespace, name)
+        rv = meta_in.get("resourceVersion")
+        if rv not in (None, ""):
+            if str(rv) != str(kv.mod_revision):
+                raise errors.conflict(kind.resource, name, kind.group)
+        elif require_rv:
+            raise errors.conflict(kind.resource, name, kind.group)
+        new = self._merge_update(kind, kv.value, self._strip(body), subresource)
+        return self._write(kind, kv, new)
+
+    def _merge_update(self, kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
+        """Build the stored object of an update from the old one and the request body."""
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            if "status" in new:
+                merged["status"] = new["status"]
+            else:
+                merged.pop("status", None)
+            return merged
+        merged = new
+        meta = merged.setdefault("metadata", {})
+        old_meta = old.get("metadata", {})
+        for field in ("uid", "creationTimestamp", "namespace", "name", "generation", "deletionTimestamp",
+                      "deletionGracePeriodSeconds"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        if kind.has_status:
+            if "status" in old:
+                merged["status"] = copy.deepcopy(old["status"])
+            else:
+                merged.pop("status", None)
+        if kind.kind == "Secret":
+            _fold_string_data(merged)
+        defaults.apply_defaults(kind.kind, merged)
+        if _payload(kind, merged) != _payload(kind, old):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        return merged
+
+    def _write(self, kind: Kind, kv: KV, new: Obj) -> Obj:
+        self._validate(kind, new, kv.value)
+        meta = new.get("metadata", {})
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _waits_for_node(kind, new):
+            return self._delete_kv(kind, kv)
+        if new == kv.value:
+            return self._with_rv(kv)
+        try:
+            out = self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
+        except RevisionConflict:
+            raise errors.conflict(kind.resource, meta.get("name", ""), kind.group) from None
+        except KeyNotFound:
+            raise errors.not_found(kind.resource, meta.get("name", ""), kind.group) from None
+        return self._with_rv(out)
+
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        content_type: str,
+        subresource: str = "",
+    ) -> Obj:
+        for _attempt in range(8):
+            kv = self._kv(kind, namespace, name)
+            current = self._with_rv(kv)
+            patched = apply_patch(kind, current, body, content_type)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            rv = (patched.get("metadata") or {}).get("resourceVersion")
+            if rv not in (None, "") and str(rv) != str(kv.mod_revision):
+                raise errors.conflict(kind.resource, name, kind.group)
+            new = self._merge_update(kind, kv.value, self._strip(patched), subresource)
+            try:
+                return self._write(kind, kv, new)
+            except ApiError as e:
+                if e.reason == "Conflict" and rv in (None, ""):
+                    continue
+                raise
+        raise errors.conflict(kind.resource, name, kind.group)
+
+    def delete(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        grace_period: int | None = None,
+        propagation: str = "Background",
+        precondition_uid: str | None = None,
+        precondition_rv: str | None = None,
+    ) -> Obj:
+        for _attempt in range(8):
+            kv = self._kv(kind, namespace, name)
+            obj = kv.value
+            meta = obj.get("metadata", {})
+            if precondition_uid and meta.get("uid") != precondition_uid:
+                raise errors.conflict(kind.resource, name, kind.group)
+            if precondition_rv and str(kv.mod_revision) != str(precondition_rv):
+                raise errors.conflict(kind.resource, name, kind.group)
+            graceful = self._graceful_seconds(kind, obj, grace_period)
+            if graceful is None and not meta.get("finalizers") and kind.kind != "Namespace":
+                if propagation == "Orphan":
+                    self._orphan_dependents(meta)
+                return self._delete_kv(kind, kv)
+            # mark for deletion: the node agent, finalizers or the namespace controller finish it
+            new = copy.deepcopy(obj)
+            nmeta = new["metadata"]
+            now = self.clock()
+            if not nmeta.get("deletionTimestamp"):
+                secs = graceful or 0
+                nmeta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=secs))
+                nmeta["deletionGracePeriodSeconds"] = secs
+            elif graceful is not None and graceful < int(nmeta.get("deletionGracePeriodSeconds") or 0):
+                nmeta["deletionGracePeriodSeconds"] = graceful
+            if kind.kind == "Namespace":
+                new.setdefault("status", {})["phase"] = "Terminating"
+            if propagation == "Orphan":
+                self._orphan_dependents(meta)
+            if new == obj:
+                return self._with_rv(kv)
+            try:
+                out = self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
+            except (RevisionConflict, KeyNotFound):
+                continue
+            return self._with_rv(out)
+        raise errors.conflict(kind.resource, name, kind.group)
+
+    def _graceful_seconds(self, kind: Kind, obj: Obj, grace_period: int | None) -> int | None:
+        """Seconds of graceful termination for this delete, or None to delete at once."""
+        if kind.kind != "Pod":
+            return None
+        node = obj.get("spec", {}).get("nodeName")
+        if not node or grace_period == 0:
+            return None
+        phase = obj.get("status", {}).get("phase")
+        if phase in ("Succeeded", "Failed") and not obj.get("status", {}).get("containerStatuses"):
+            return None
+        if self.store.get(by_kind("v1", "Node").key(None, node)) is None:
+            return None  # no node to finish it
+        if grace_period is not None:
+            return max(int(grace_period), 1)
+        return max(int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30)), 1)
+
+    def _delete_kv(self, kind: Kind, kv: KV) -> Obj:
+        try:
+            out = self.store.delete(kv.key, expected_mod_revision=kv.mod_revision)
+        except RevisionConflict:
+            raise errors.conflict(kind.resource, kv.value["metadata"]["name"], kind.group) from None
+        except KeyNotFound:
+            raise errors.not_found(kind.resource, kv.value["metadata"]["name"], kind.group) from None
+        return self._with_rv(out)
+
+    def _orphan_dependents(self, owner_meta: Obj) -> None:
+        uid = owner_meta.get("uid")
+        ns = owner_meta.get("namespace")
+        for k in KINDS:
+            if not k.namespaced or not ns:
+                continue
+            for kv in self.store.list(k.prefix(ns))[0]:
+                refs = kv.value.get("metadata", {}).get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    new = copy.deepcopy(kv.value)
+                    new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+                    try:
+                        self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
+                    except (RevisionConflict, KeyNotFound):
+                        pass
+
+    # -- pods/binding and scale -----------------------------------------------------------
+
+    def bind(self, namespace: str, name: str, node: str) -> Obj:
+        pod_kind = by_kind("v1", "Pod")
+        kv = self._kv(pod_kind, namespace, name)
+        pod = copy.deepcopy(kv.value)
+        if pod.get("spec", {}).get("nodeName"):
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{name}": pod {name} is already '
+                f"assigned to node \"{pod['spec']['nodeName']}\"",
+            )
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            raise ApiError(409, "Conflict", f'pod "{name}" is being deleted, cannot be assigned to a host')
+        pod["spec"]["nodeName"] = node
+        set_condition(pod, "PodScheduled", "True", "", "", self.clock())
+        try:
+            out = self.store.update(kv.key, pod, expected_mod_revision=kv.mod_revision)
+        except RevisionConflict:
+            raise errors.conflict("pods", name) from None
+        return self._with_rv(out)
+
+    def get_scale(self, kind: Kind, namespace: str, name: str) -> Obj:
+        obj = self.get(kind, namespace, name)
+        return scale_of(obj)
+
+    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Obj) -> Obj:
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid(
+                "Scale",
+                name,
+                [{"field": "spec.replicas", "reason": "FieldValueInvalid",
+                  "message": f"Invalid value: {replicas!r}: must be a non-negative integer"}],
+                "autoscaling",
+            )
+        for _attempt in range(8):
+            obj = self.get(kind, namespace, name)
+            rv = (scale.get("metadata") or {}).get("resourceVersion")
+            if rv and str(rv) != obj["metadata"]["resourceVersion"]:
+                raise errors.conflict(kind.resource, name, kind.group)
+            obj["spec"]["replicas"] = replicas
+            try:
+                return scale_of(self.update(kind, namespace, name, obj, require_rv=True))
+            except ApiError as e:
+                if e.reason == "Conflict" and not rv:
+                    continue
+                raise
+        raise errors.conflict(kind.resource, name, kind.group)
+
+    # -- watch ------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout: float | None = None,
+        bookmarks: bool = False,
+    ) -> AsyncIterator[Obj]:
+        """Yield watch events `{"type", "object"}`; an ERROR event with a 410 Status when too old."""
+        sel = Selectors.parse(label_selector, field_selector)
+        prefix = kind.prefix(self._ns(kind, namespace))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        if resource_version in (None, "", "0"):
+            items, rev = self.store.list(prefix)
+            for kv in items:
+                obj = self._with_rv(kv)
+                if sel.matches(obj):
+                    yield {"type": "ADDED", "object": obj}
+        else:
+            try:
+                rev = int(resource_version)
+            except ValueError:
+                raise errors.bad_request(f"invalid resourceVersion {resource_version!r}") from None
+        try:
+            w = self.store.watch(prefix, rev, loop=loop)
+        except Compacted as e:
+            yield {"type": "ERROR", "object": errors.gone(
+                f"too old resource version: {resource_version} ({e.compact_revision})").status()}
+            return
+        last_bookmark = loop.time()
+        try:
+            while True:
+                wait = 5.0
+                if deadline is not None:
+                    wait = min(wait, deadline - loop.time())
+                    if wait <= 0:
+                        return
+                ev = await w.next(timeout=wait)
+                if ev is None:
+                    if bookmarks and loop.time() - last_bookmark >= 5.0:
+                        last_bookmark = loop.time()
+                        yield {"type": "BOOKMARK", "object": {
+                            "apiVersion": kind.api_version, "kind": kind.kind,
+                            "metadata": {"resourceVersion": str(self.store.current_revision())}}}
+                    continue
+                out = self._watch_event(ev, sel)
+                if out is not None:
+                    yield out
+        finally:
+            w.close()
+
+    def _watch_event(self, ev: WatchEvent, sel: Selectors) -> Obj | None:
+        obj = copy.deepcopy(ev.kv.value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(ev.revision)
+        now_match = sel.matches(obj)
+        prev_match = ev.prev is not None and sel.matches(ev.prev.value)
+        if ev.type == "DELETE":
+            return {"type": "DELETED", "object": obj} if now_match else None
+        if ev.prev is None:
+            return {"type": "ADDED", "object": obj} if now_match else None
+        if now_match and prev_match:
+            return {"type": "MODIFIED", "object": obj}
+        if now_match:
+            return {"type": "ADDED", "object": obj}
+        if prev_match:
+            return {"type": "DELETED", "object": obj}
+        return None
+
+    # -- bootstrap ----------------------------------------------------------------------
+
+    def ensure_namespaces(self) -> None:
+        ns_kind = by_kind("v1", "Namespace")
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(ns_kind.key(None, name)) is None:
+                try:
+                    self.create(ns_kind, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                except ApiError as e:
+                    if e.reason != "AlreadyExists":
+                        raise
+
+
+def _waits_for_node(kind: Kind, obj: Obj) -> bool:
+    return kind.kind == "Pod" and bool(obj.get("spec", {}).get("nodeName"))
+
+
+def _fold_string_data(secret: Obj) -> None:
+    import base64
+
+    string_data = secret.pop("stringData", None) or {}
+    if string_data:
+        data = secret.setdefault("data", {})
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+
+
+def scale_of(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    sel = obj.get("spec", {}).get("selector") or {}
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+        "status": {
+            "replicas": obj.get("status", {}).get("replicas", 0),
+            "selector": selectors.selector_to_string(sel),
+        },
+    }
+
+
+def set_condition(obj: Obj, ctype: str, status: str, reason: str, message: str, now: datetime) -> bool:
+    """Set a status condition in place; keeps lastTransitionTime when the status is unchanged."""
+    conds = obj.setdefault("status", {}).setdefault("conditions", [])
+    for c in conds:
+        if c.get("type") == ctype:
+            changed = c.get("status") != status or c.get("reason", "") != reason or c.get("message", "") != message
+            if c.get("status") != status:
+                c["lastTransitionTime"] = rfc3339(now)
+            c["status"] = status
+            _set_or_drop(c, "reason", reason)
+            _set_or_drop(c, "message", message)
+            return changed
+    cond = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": rfc3339(now)}
+    _set_or_drop(cond, "reason", reason)
+    _set_or_drop(cond, "message", message)
+    conds.append(cond)
+    return True
+
+
+def _set_or_drop(d: Obj, key: str, value: str) -> None:
+    if value:
+        d[key] = value
+    else:
+        d.pop(key, None)
+
+
+def apply_patch(kind: Kind, current: Obj, body: Any, content_type: str) -> Any:
+    ct = content_type.split(";")[0].strip().lower()
+    try:
+        if ct == "application/merge-patch+json":
+            return patch.json_merge_patch(current, body)
+        if ct == "application/json-patch+json":
+            if not isinstance(body, list):
+                raise errors.bad_request("a JSON patch must be a list of operations")
+            return patch.json_patch(current, body)
+        if ct == "application/strategic-merge-patch+json":
+            return patch.strategic_merge_patch(current, body, kind.kind)
+        if ct == "application/apply-patch+yaml":
+            return patch.json_merge_patch(current, body)
+    except ValueError as e:
+        raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
+    raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ct}")
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

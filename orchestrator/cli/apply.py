@@ -1,0 +1,284 @@
+"""The commands that write objects: `apply`, `delete` and `scale`.
+
+`apply` is declarative, like `kubectl apply` (client-side): the manifest as the user gave it
+is stored on the object in the `kubectl.kubernetes.io/last-applied-configuration`
+annotation, and the next apply sends a three-way JSON merge patch computed from
+
+- the last-applied configuration (what the user said before),
+- the new manifest (what the user says now),
+- the live object (what the cluster has, including fields others set: status, defaults,
+  replicas changed by `scale`, …).
+
+Fields the user dropped since the last apply are set to null; fields whose new value
+differs from the live one are set; everything else is left alone, so fields owned by
+controllers or other clients survive. Maps merge recursively; lists are replaced whole
+(JSON merge patch has no list merging). `compute_apply_patch` is pure and table-tested.
+
+All manifests are loaded and checked before any request is made (see `manifests`). A
+server error on one object is reported and the others are still processed; the exit code
+is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from typing import Any
+
+from ..client import Client, ConnectionFailed
+from ..errors import ApiError
+from ..objects.kinds import Kind, UnknownKind, resolve
+from . import manifests, output
+from .output import CliError, display_kind, display_name
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+SCALABLE = ("deployments", "replicasets")
+
+
+# -- three-way merge patch ---------------------------------------------------------------
+
+
+def _merge_diff(last: dict[str, Any], new: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key in last:
+        if key not in new and key in live:
+            patch[key] = None
+    for key, value in new.items():
+        live_value = live.get(key)
+        if isinstance(value, dict) and isinstance(live_value, dict):
+            last_value = last.get(key)
+            sub = _merge_diff(last_value if isinstance(last_value, dict) else {}, value, live_value)
+            if sub:
+                patch[key] = sub
+        elif key not in live or value != live_value:
+            if value is None and key not in live:
+                continue  # deleting what is not there
+            patch[key] = copy.deepcopy(value)
+    return patch
+
+
+def compute_apply_patch(
+    last_applied: dict[str, Any] | None, new: dict[str, Any], live: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON merge patch that takes `live` to `new`, deleting what `last_applied` had.
+
+    Empty when nothing needs to change.
+    """
+    return _merge_diff(last_applied or {}, new, live)
+
+
+def last_applied_json(doc: dict[str, Any]) -> str:
+    """The annotation value: the manifest as given, compact, without the annotation itself."""
+    clean = copy.deepcopy(doc)
+    annotations = (clean.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations:
+            del clean["metadata"]["annotations"]
+    return json.dumps(clean, separators=(",", ":"), sort_keys=True)
+
+
+def with_last_applied(doc: dict[str, Any]) -> dict[str, Any]:
+    """The manifest plus its own last-applied annotation: what create sends."""
+    out = copy.deepcopy(doc)
+    meta = out.setdefault("metadata", {})
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = meta["annotations"] = {}
+    annotations[LAST_APPLIED] = last_applied_json(doc)
+    return out
+
+
+def plan_apply(doc: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The patch `apply` sends for `doc` against the live object (empty: unchanged)."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    last: dict[str, Any] | None = None
+    raw = annotations.get(LAST_APPLIED)
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            last = parsed if isinstance(parsed, dict) else None
+        except ValueError:
+            last = None
+    return compute_apply_patch(last, with_last_applied(doc), live)
+
+
+# -- apply -------------------------------------------------------------------------------
+
+
+def _namespace(client: Client, m: manifests.Manifest) -> str | None:
+    return (m.namespace or client.namespace) if m.kind.namespaced else None
+
+
+def apply_one(client: Client, m: manifests.Manifest) -> str:
+    """Create or patch one object; returns the line to print."""
+    ns = _namespace(client, m)
+    label = display_name(m.kind, m.name)
+    try:
+        live = client.get(m.kind, m.name, ns)
+    except ApiError as e:
+        if e.code != 404 or isinstance(e, ConnectionFailed):
+            raise
+        client.create(with_last_applied(m.obj), ns)
+        return f"{label} created"
+    patch = plan_apply(m.obj, live)
+    if not patch:
+        return f"{label} unchanged"
+    client.patch(m.kind, m.name, patch, ns, patch_type="merge")
+    return f"{label} configured"
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    docs = manifests.load(args.filename, recursive=args.recursive)
+    if not docs:
+        raise CliError("no objects passed to apply")
+    client = output.connect(args)
+    failed = False
+    with client:
+        for m in docs:
+            try:
+                print(apply_one(client, m), flush=True)
+            except ConnectionFailed:
+                raise
+            except ApiError as e:
+                output.report(e)
+                failed = True
+    return 1 if failed else 0
+
+
+# -- targets: `KIND NAME…`, `KIND/NAME…`, `KIND,KIND` ------------------------------------
+
+
+def resolve_kind(name: str) -> Kind:
+    try:
+        return resolve(name)
+    except UnknownKind as e:
+        raise CliError(str(e)) from None
+
+
+def parse_targets(words: list[str]) -> list[tuple[Kind, str | None]]:
+    """`deploy web api` → [(deploy, web), (deploy, api)]; `deploy/web po/x`; `deploy,rs` → names None."""
+    if not words:
+        raise CliError("you must specify the type of resource (e.g. pods, deployments)")
+    if "/" in words[0]:
+        out: list[tuple[Kind, str | None]] = []
+        for w in words:
+            kind_name, sep, name = w.partition("/")
+            if not sep or not name or not kind_name:
+                raise CliError(f'there is no need to specify a resource type as a separate argument '
+                               f'when passing arguments in resource/name form (got "{w}")')
+            out.append((resolve_kind(kind_name), name))
+        return out
+    kinds = [resolve_kind(k) for k in words[0].split(",") if k]
+    names = words[1:]
+    for n in names:
+        if "/" in n:
+            raise CliError(f'there is no need to specify a resource type as a separate argument '
+                           f'when passing arguments in resource/name form (got "{n}")')
+    if not names:
+        return [(k, None) for k in kinds]
+    if len(kinds) > 1:
+        raise CliError("names can only be given with a single resource type")
+    return [(kinds[0], n) for n in names]
+
+
+# -- delete ------------------------------------------------------------------------------
+
+
+def _wait_gone(client: Client, kind: Kind, name: str, ns: str | None, deadline: float | None) -> bool:
+    while True:
+        try:
+            client.get(kind, name, ns)
+        except ApiError as e:
+            if e.code == 404 and not isinstance(e, ConnectionFailed):
+                return True
+            raise
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    targets: list[tuple[Kind, str, str | None]] = []  # kind, name, explicit namespace
+    if args.filename:
+        if args.targets:
+            raise CliError("cannot use resource arguments together with -f")
+        for m in manifests.load(args.filename, recursive=args.recursive):
+            targets.append((m.kind, m.name, m.namespace))
+        client = output.connect(args)
+    else:
+        pairs = parse_targets(args.targets)
+        selecting = bool(args.selector) or args.all
+        named = [p for p in pairs if p[1] is not None]
+        if named and selecting:
+            raise CliError("names cannot be given together with --selector or --all")
+        if not named and not selecting:
+            raise CliError("resource(s) were provided, but no name was specified "
+                           "(give NAME, -l SELECTOR or --all)")
+        client = output.connect(args)
+        for kind, name in pairs:
+            if name is not None:
+                targets.append((kind, name, None))
+                continue
+            listed = client.list(kind, label_selector=args.selector)
+            for item in listed.get("items") or []:
+                meta = item.get("metadata") or {}
+                targets.append((kind, meta.get("name", ""), meta.get("namespace")))
+        if not targets:
+            print("No resources found", file=sys.stderr)
+            return 0
+
+    failed = False
+    deleted: list[tuple[Kind, str, str | None]] = []
+    with client:
+        for kind, name, explicit_ns in targets:
+            ns = (explicit_ns or client.namespace) if kind.namespaced else None
+            try:
+                client.delete(kind, name, ns, grace_period=args.grace_period)
+            except ConnectionFailed:
+                raise
+            except ApiError as e:
+                if e.code == 404 and args.ignore_not_found:
+                    continue
+                output.report(e)
+                failed = True
+                continue
+            print(f'{display_kind(kind)} "{name}" deleted', flush=True)
+            deleted.append((kind, name, ns))
+        if args.wait:
+            deadline = time.monotonic() + args.timeout if args.timeout else None
+            for kind, name, ns in deleted:
+                if not _wait_gone(client, kind, name, ns, deadline):
+                    output.report(CliError(f'timed out waiting for {display_kind(kind)} "{name}" to be deleted'))
+                    failed = True
+                    break
+    return 1 if failed else 0
+
+
+# -- scale -------------------------------------------------------------------------------
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    pairs = parse_targets(args.targets)
+    if any(name is None for _, name in pairs):
+        raise CliError("scale needs a name: KIND NAME or KIND/NAME")
+    for kind, _ in pairs:
+        if kind.resource not in SCALABLE:
+            raise CliError(f"cannot scale {display_kind(kind)}: only deployments and replicasets scale")
+    failed = False
+    with output.connect(args) as client:
+        for kind, name in pairs:
+            assert name is not None
+            try:
+                client.patch(kind, name, {"spec": {"replicas": args.replicas}}, patch_type="merge", sub="scale")
+            except ConnectionFailed:
+                raise
+            except ApiError as e:
+                output.report(e)
+                failed = True
+                continue
+            print(f"{display_name(kind, name)} scaled", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,256 @@
+"""`dockyard get`: list or fetch objects and print them as tables, YAML, JSON or names.
+
+What to get is given kubectl-style: `po`, `pods`, `deploy web api`, `deploy/web po/x`,
+`deploy,rs,po` or `all` (pods, deployments, replicasets). When several kinds are printed
+each gets its own table (separated by a blank line) and names carry the kind
+(`deployment.apps/web`), so the output says what every row is.
+
+Structured output follows kubectl: one named object prints as itself, anything else as a
+`v1 List` with the items (typed, since list items come without apiVersion/kind), which
+`apply -f` accepts back.
+
+`--watch` prints the current table and then one row per change, watching from the list's
+resourceVersion so nothing between the list and the watch is missed. When the server ends
+the stream the watch resumes from the last seen resourceVersion; when that is too old
+(410 Gone) it lists again. Ctrl-C ends it with exit code 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client import Client, ConnectionFailed
+from ..errors import ApiError
+from ..objects.kinds import Kind
+from . import output, tables
+from .apply import resolve_kind
+from .output import CliError, display_kind, display_name, with_type
+
+ALL_KINDS = ("pods", "deployments", "replicasets")
+RECONNECT_PAUSE = 1.0  # seconds between watch reconnects after an empty stream
+
+
+@dataclass
+class Target:
+    kind: Kind
+    names: list[str] = field(default_factory=list)
+
+
+def parse_get_targets(words: list[str]) -> tuple[list[Target], bool]:
+    """What to get, and whether names should carry the kind (several kinds, or `all`)."""
+    if not words:
+        raise CliError("you must specify the type of resource to get (e.g. pods, deployments, nodes)")
+    if "/" in words[0]:
+        by_kind: dict[Kind, Target] = {}
+        for w in words:
+            kind_name, sep, name = w.partition("/")
+            if not sep or not kind_name or not name:
+                raise CliError(f'arguments in resource/name form must have a single resource and name (got "{w}")')
+            kind = resolve_kind(kind_name)
+            by_kind.setdefault(kind, Target(kind)).names.append(name)
+        targets = list(by_kind.values())
+        return targets, len(targets) > 1
+    kinds: list[Kind] = []
+    prefixed = False
+    for part in words[0].split(","):
+        if not part:
+            continue
+        if part.lower() == "all":
+            prefixed = True
+            names = [resolve_kind(k) for k in ALL_KINDS]
+        else:
+            names = [resolve_kind(part)]
+        for k in names:
+            if k not in kinds:
+                kinds.append(k)
+    names = words[1:]
+    for n in names:
+        if "/" in n:
+            raise CliError(f'there is no need to specify a resource type as a separate argument when '
+                           f'passing arguments in resource/name form (got "{n}")')
+    if names and len(kinds) > 1:
+        raise CliError("names can only be given with a single resource type")
+    return [Target(k, list(names)) for k in kinds], prefixed or len(kinds) > 1
+
+
+def _empty_message(client: Client, targets: list[Target], all_namespaces: bool) -> str:
+    if all_namespaces or not any(t.kind.namespaced for t in targets):
+        return "No resources found"
+    return f"No resources found in {client.namespace} namespace."
+
+
+def _fetch(client: Client, target: Target, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str, bool]:
+    """(objects, list resourceVersion, any error reported)."""
+    if not target.names:
+        listed = client.list(
+            target.kind,
+            all_namespaces=args.all_namespaces,
+            label_selector=args.selector,
+            field_selector=args.field_selector,
+        )
+        rv = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        return [with_type(o, target.kind) for o in listed.get("items") or []], rv, False
+    objs: list[dict[str, Any]] = []
+    failed = False
+    for name in target.names:
+        try:
+            objs.append(with_type(client.get(target.kind, name), target.kind))
+        except ConnectionFailed:
+            raise
+        except ApiError as e:
+            output.report(e)
+            failed = True
+    return objs, "", failed
+
+
+def _table(
+    kind: Kind, objs: list[dict[str, Any]], args: argparse.Namespace, prefixed: bool
+) -> tuple[list[str], list[list[str]]]:
+    wide = args.output == "wide"
+    now = tables.now_utc()
+    prefix = f"{display_kind(kind)}/" if prefixed else ""
+    header = tables.headers(kind, wide, args.all_namespaces)
+    rows = [tables.row(kind, o, now, wide, args.all_namespaces, prefix) for o in objs]
+    return header, rows
+
+
+def _print_structured(objs: list[dict[str, Any]], fmt: str, single: bool) -> None:
+    doc: Any = objs[0] if single and len(objs) == 1 else output.as_list(objs)
+    output.write(output.to_json(doc) if fmt == "json" else output.to_yaml(doc))
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    targets, prefixed = parse_get_targets(args.targets)
+    if args.watch:
+        if len(targets) != 1:
+            raise CliError("watch is only supported on a single resource type")
+        with output.connect(args) as client:
+            return watch(client, targets[0], args)
+    fmt = args.output
+    failed = False
+    printed_any = False
+    collected: list[dict[str, Any]] = []
+    with output.connect(args) as client:
+        for target in targets:
+            objs, _, err = _fetch(client, target, args)
+            failed = failed or err
+            if fmt in ("json", "yaml"):
+                collected.extend(objs)
+            elif fmt == "name":
+                for o in objs:
+                    print(display_name(target.kind, (o.get("metadata") or {}).get("name", "")))
+            elif objs:
+                header, rows = _table(target.kind, objs, args, prefixed)
+                if printed_any:
+                    print()
+                output.write(tables.render(header, rows, show_header=not args.no_headers))
+            printed_any = printed_any or bool(objs)
+        if fmt in ("json", "yaml"):
+            single = len(targets) == 1 and len(targets[0].names) == 1
+            if collected or not single:
+                _print_structured(collected, fmt, single)
+        elif not printed_any and not failed:
+            print(_empty_message(client, targets, args.all_namespaces), file=sys.stderr)
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+# -- watch -------------------------------------------------------------------------------
+
+
+def _field_selector(target: Target, args: argparse.Namespace) -> str | None:
+    parts = [args.field_selector] if args.field_selector else []
+    if target.names:
+        if len(target.names) > 1:
+            raise CliError("watch is only supported on a single object name")
+        parts.append(f"metadata.name={target.names[0]}")
+    return ",".join(parts) or None
+
+
+class _WatchPrinter:
+    """Prints objects as they arrive, keeping table columns aligned with the first table."""
+
+    def __init__(self, kind: Kind, args: argparse.Namespace) -> None:
+        self.kind = kind
+        self.args = args
+        self.widths: list[int] | None = None
+
+    def print_objects(self, objs: list[dict[str, Any]]) -> None:
+        fmt = self.args.output
+        for o in objs:
+            if fmt == "name":
+                print(display_name(self.kind, (o.get("metadata") or {}).get("name", "")), flush=True)
+            elif fmt == "json":
+                output.write(output.to_json(o))
+            elif fmt == "yaml":
+                output.write("---\n" + output.to_yaml(o))
+        if fmt in ("name", "json", "yaml") or not objs:
+            return
+        header, rows = _table(self.kind, objs, self.args, False)
+        show_header = self.widths is None and not self.args.no_headers
+        widths = tables.column_widths(header, rows)
+        if self.widths is not None:
+            widths = [max(a, b) for a, b in zip(widths, self.widths, strict=False)]
+        self.widths = widths
+        output.write(tables.render(header, rows, show_header=show_header, min_widths=widths))
+
+
+def _list_for_watch(client: Client, target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    return client.list(
+        target.kind,
+        all_namespaces=args.all_namespaces,
+        label_selector=args.selector,
+        field_selector=_field_selector(target, args),
+    )
+
+
+def watch(client: Client, target: Target, args: argparse.Namespace) -> int:
+    printer = _WatchPrinter(target.kind, args)
+    field_selector = _field_selector(target, args)
+    try:
+        listed = _list_for_watch(client, target, args)
+        rv = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        if not args.watch_only:
+            printer.print_objects([with_type(o, target.kind) for o in listed.get("items") or []])
+        while True:
+            relist = False
+            events = 0
+            try:
+                for event in client.watch(
+                    target.kind,
+                    all_namespaces=args.all_namespaces,
+                    resource_version=rv or None,
+                    label_selector=args.selector,
+                    field_selector=field_selector,
+                ):
+                    events += 1
+                    obj = event.get("object") or {}
+                    etype = event.get("type")
+                    if etype == "ERROR":
+                        code = int(obj.get("code") or 0)
+                        if code == 410:
+                            relist = True
+                            break
+                        raise ApiError.from_status(obj, code or 500)
+                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if new_rv:
+                        rv = str(new_rv)
+                    if etype == "BOOKMARK":
+                        continue
+                    printer.print_objects([with_type(obj, target.kind)])
+            except ApiError as e:
+                if e.code != 410 or isinstance(e, ConnectionFailed):
+                    raise
+                relist = True
+            if relist:
+                # Too old to resume: list again and carry on from the fresh resourceVersion.
+                listed = _list_for_watch(client, target, args)
+                rv = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+            elif not events:
+                time.sleep(RECONNECT_PAUSE)  # the server closed an idle stream; do not spin
+    except KeyboardInterrupt:
+        return 0

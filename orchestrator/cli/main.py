@@ -1,0 +1,341 @@
+"""The `dockyard` command line: argument parsing, dispatch and the exit-code contract.
+
+All commands are declared here, in one argparse tree, so the whole CLI surface can be read
+in one place. Handlers are named as `"module:function"` strings and imported only when
+their command runs: `dockyard --help` or `dockyard apply` do not pay for the table
+renderer, and `up`/`master`/`agent` (implemented by the server and agent packages) are
+imported only when started, so the CLI works on a machine that has only the client side.
+
+Global options (`--kubeconfig`, `--context`, `-n/--namespace`) are accepted before or after
+the subcommand: they are declared on the root parser and again, with suppressed defaults,
+on each subcommand, so a value given in either place wins and an absent one does not
+overwrite the other.
+
+Exit codes: 0 success; 1 the operation failed, with exactly one line per failure on stderr
+(`error: …` for local problems, `Error from server (Reason): …` for API errors); 2 usage
+errors (argparse). Expected failures never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ApiError
+from ..objects.kinds import UnknownKind
+
+DEFAULT_DATA_DIR = "/var/lib/dockyard"
+DEFAULT_AGENT_DATA_DIR = "/var/lib/dockyard-agent"
+DEFAULT_LISTEN = "0.0.0.0:6443"
+DEFAULT_BACKOFF_BASE = 10.0
+DEFAULT_BACKOFF_CAP = 300.0
+DEFAULT_HEARTBEAT = 5.0
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# -- option types ------------------------------------------------------------------------
+
+
+def host_port(value: str) -> str:
+    """`HOST:PORT` (HOST may be empty or a bracketed IPv6 address); returned unchanged."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise argparse.ArgumentTypeError(f"IPv6 addresses need brackets: [ADDR]:PORT, got {value!r}")
+    return value
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {n}")
+    return n
+
+
+def seconds(value: str) -> float:
+    """Seconds as a number, optionally with an `s` suffix (`10`, `2.5`, `30s`)."""
+    text = value[:-1] if value.endswith("s") else value
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
+    return n
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    g = p.add_argument_group("global options")
+    g.add_argument("--kubeconfig", metavar="FILE", default=default,
+                   help="client config (default $DOCKYARD_CONFIG or ~/.dockyard/config)")
+    g.add_argument("--context", metavar="NAME", default=default, help="context of the config to use")
+    g.add_argument("-n", "--namespace", metavar="NS", default=default, help="namespace to work in")
+    return p
+
+
+def _files(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("-f", "--filename", action="append", required=required, default=[], metavar="FILE",
+                   help="manifest file, directory (*.yaml, *.yml, *.json) or - for stdin; repeatable")
+    p.add_argument("-R", "--recursive", action="store_true", help="descend into subdirectories of -f DIR")
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                   help=f"state directory (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--listen", type=host_port, default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help=f"API address (default {DEFAULT_LISTEN})")
+    p.add_argument("--advertise-address", metavar="IP", help="address nodes and clients use to reach the API")
+    p.add_argument("--write-kubeconfig", metavar="PATH",
+                   help="where to write the admin kubeconfig (default the client config path)")
+
+
+def _backoff_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backoff-base", type=seconds, default=DEFAULT_BACKOFF_BASE, metavar="S",
+                   help=f"first container restart delay (default {DEFAULT_BACKOFF_BASE:g}s)")
+    p.add_argument("--backoff-cap", type=seconds, default=DEFAULT_BACKOFF_CAP, metavar="S",
+                   help=f"longest container restart delay (default {DEFAULT_BACKOFF_CAP:g}s)")
+    p.add_argument("--heartbeat", type=seconds, default=DEFAULT_HEARTBEAT, metavar="S",
+                   help=f"node heartbeat period (default {DEFAULT_HEARTBEAT:g}s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockyard",
+        parents=[_global_options(suppress=False)],
+        description="Dockyard: a Kubernetes-shaped container orchestrator for Docker hosts.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = [_global_options(suppress=True)]
+
+    def add(name: str, handler: str, help_text: str, parents: list[Any] | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=common if parents is None else parents, help=help_text,
+                           description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    # cluster processes
+    p = add("up", "orchestrator.server:main_up", "run a master and a local agent in the foreground")
+    _server_options(p)
+    p.add_argument("--node-name", metavar="N", help="name of the local node (default the host name)")
+    p.add_argument("--no-agent", action="store_true", help="do not run the local agent")
+    _backoff_options(p)
+
+    p = add("master", "orchestrator.server:main_master", "run the master (API, controllers, scheduler)")
+    _server_options(p)
+
+    p = add("agent", "agent.main:main_agent", "run a node agent that joins a master")
+    p.add_argument("--server", required=True, metavar="URL", help="master URL, e.g. https://10.0.0.1:6443")
+    p.add_argument("--token", required=True, metavar="T", help="node join token printed by the master")
+    p.add_argument("--name", metavar="N", help="node name (default the host name)")
+    p.add_argument("--data-dir", default=DEFAULT_AGENT_DATA_DIR, metavar="D",
+                   help=f"agent state directory (default {DEFAULT_AGENT_DATA_DIR})")
+    p.add_argument("--node-ip", metavar="IP", help="address other nodes reach this one at")
+    p.add_argument("--docker-url", metavar="URL", default=None,
+                   help="Docker engine URL (default: from the environment)")
+    _backoff_options(p)
+
+    # objects
+    p = add("apply", "orchestrator.cli.apply:cmd_apply", "create or update objects from manifests")
+    _files(p, required=True)
+
+    p = add("get", "orchestrator.cli.get:cmd_get", "list objects")
+    p.add_argument("targets", nargs="+", metavar="KIND [NAME...]",
+                   help="po, deploy/web, deploy,rs,po or all, optionally followed by names")
+    p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"], default=None)
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-l", "--selector", metavar="SEL", help="label selector, e.g. app=web,tier!=db")
+    p.add_argument("--field-selector", metavar="SEL", help="field selector, e.g. spec.nodeName=n1")
+    p.add_argument("-w", "--watch", action="store_true", help="after listing, print changes as they happen")
+    p.add_argument("--watch-only", action="store_true", help="print changes only, not the current list")
+    p.add_argument("--no-headers", action="store_true")
+
+    p = add("describe", "orchestrator.cli.describe:cmd_describe", "show details of objects and their events")
+    p.add_argument("targets", nargs="+", metavar="KIND [NAME...]")
+    p.add_argument("-l", "--selector", metavar="SEL")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+
+    p = add("delete", "orchestrator.cli.apply:cmd_delete", "delete objects")
+    _files(p, required=False)
+    p.add_argument("targets", nargs="*", metavar="KIND [NAME...]")
+    p.add_argument("-l", "--selector", metavar="SEL")
+    p.add_argument("--all", action="store_true", help="delete all objects of the kind in the namespace")
+    p.add_argument("--grace-period", type=int, default=None, metavar="N",
+                   help="seconds a pod gets to stop (default the pod's own)")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="wait until the objects are gone (default: wait)")
+    p.add_argument("--timeout", type=seconds, default=0.0, metavar="S",
+                   help="give up waiting after S seconds (default 0: no limit)")
+    p.add_argument("--ignore-not-found", action="store_true", help="treat missing objects as deleted")
+
+    p = add("scale", "orchestrator.cli.apply:cmd_scale", "set the replica count of deployments or replicasets")
+    p.add_argument("targets", nargs="+", metavar="KIND/NAME | KIND NAME")
+    p.add_argument("--replicas", type=non_negative_int, required=True, metavar="N")
+
+    # client config and version
+    p = add("config", "", "read and switch contexts in the client config")
+    cs = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    c = cs.add_parser("get-contexts", parents=common, help="list the contexts")
+    c.add_argument("names", nargs="*", metavar="NAME")
+    c.add_argument("-o", "--output", choices=["name"], default=None)
+    c.add_argument("--no-headers", action="store_true")
+    c.set_defaults(handler="orchestrator.cli.config:cmd_get_contexts")
+    c = cs.add_parser("use-context", parents=common, help="set the current context")
+    c.add_argument("name", metavar="NAME")
+    c.set_defaults(handler="orchestrator.cli.config:cmd_use_context")
+    c = cs.add_parser("current-context", parents=common, help="print the current context")
+    c.set_defaults(handler="orchestrator.cli.config:cmd_current_context")
+    c = cs.add_parser("set-context", help="create or change a context")
+    c.add_argument("name", nargs="?", metavar="NAME")
+    c.add_argument("--current", action="store_true", help="change the current context")
+    c.add_argument("--cluster")
+    c.add_argument("--user")
+    c.add_argument("--namespace", dest="context_namespace", metavar="NS")
+    c.add_argument("--kubeconfig", metavar="FILE", default=argparse.SUPPRESS)
+    c.set_defaults(handler="orchestrator.cli.config:cmd_set_context")
+    c = cs.add_parser("view", parents=common, help="print the config (secrets redacted)")
+    c.add_argument("--raw", action="store_true", help="show secrets and certificate data")
+    c.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    c.set_defaults(handler="orchestrator.cli.config:cmd_view")
+
+    p = add("version", "orchestrator.cli.main:cmd_version", "print client and server versions")
+    p.add_argument("--client", action="store_true", help="client version only")
+    p.add_argument("-o", "--output", choices=["yaml", "json"], default=None)
+    return parser
+
+
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults that depend on other options or the environment."""
+    for name in ("kubeconfig", "context", "namespace"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    if args.command in ("up", "master") and not args.write_kubeconfig:
+        from ..client import config_path
+
+        args.write_kubeconfig = str(config_path(args.kubeconfig))
+    if args.command == "agent" and not hasattr(args, "docker_url"):
+        args.docker_url = None
+    return args
+
+
+# -- dispatch ----------------------------------------------------------------------------
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def load_handler(spec: str | Handler) -> Handler:
+    if callable(spec):
+        return spec
+    module_name, _, func_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise _Unavailable(f"this command is not available in this installation ({module_name} is missing)") from None
+        raise _Unavailable(f"cannot load {module_name}: {e}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise _Unavailable(f"this command is not available in this installation ({spec} is missing)")
+    return func
+
+
+def _exit_code(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # usage errors (2) and --help (0)
+        return _exit_code(e.code)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    args = finish_args(args)
+    try:
+        return int(load_handler(args.handler)(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`dockyard get po | head`); say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        if _expected(e):
+            from .output import report
+
+            report(e)
+            return 1
+        raise
+
+
+def _expected(e: Exception) -> bool:
+    from ..client import ConfigError
+    from .output import CliError
+
+    return isinstance(e, (ApiError, ConfigError, CliError, UnknownKind, _Unavailable, OSError))
+
+
+# -- version -----------------------------------------------------------------------------
+
+
+def client_version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return "v" + version("dockyard")
+    except PackageNotFoundError:
+        return "v0.0.0-dev"
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from ..client import ConfigError
+    from . import output
+
+    info: dict[str, Any] = {"clientVersion": {"gitVersion": client_version()}}
+    problem = ""
+    if not args.client:
+        try:
+            with output.connect(args) as client:
+                server = client.request("GET", "/version")
+            if isinstance(server, dict):
+                info["serverVersion"] = server
+        except (ApiError, ConfigError) as e:
+            problem = str(e)
+    if args.output == "json":
+        output.write(output.to_json(info))
+    elif args.output == "yaml":
+        output.write(output.to_yaml(info))
+    else:
+        print(f"Client Version: {info['clientVersion']['gitVersion']}")
+        if "serverVersion" in info:
+            print(f"Server Version: {info['serverVersion'].get('gitVersion', '<unknown>')}")
+    if problem:
+        print(f"Server Version: unavailable ({problem})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""Known fields and value types of every served kind, for strict field validation.
+
+Kubernetes rejects unknown fields when a request asks for `fieldValidation=Strict`; Dockyard
+always does, so a typo such as `imagee` is an error instead of silently dropped data.
+
+The description is declarative and deliberately compact. A schema node is one of:
+
+* a `Scalar` (`STRING`, `INTEGER`, `BOOLEAN`, `NUMBER`, `INT_OR_STRING`, `QUANTITY`, `ANY`);
+* `Struct` — an object whose field names are known (`struct(name=STRING, ...)`);
+* `ListOf(node)` — a JSON array of `node`;
+* `MapOf(node)` — an object with free keys (labels, data, resource lists) and `node` values.
+
+`KIND_SCHEMAS` maps a kind name to the `Struct` of the whole object; adding a kind is adding
+one entry (reusing `OBJECT_META`, `LABEL_SELECTOR`, `POD_TEMPLATE_SPEC`, ...). `null` is
+accepted for every field, as the API server treats it as "unset".
+
+`check(kind, obj)` walks an object and returns `SchemaProblem`s (unknown field or wrong value
+type), `unknown_fields(kind, obj)` returns just the dotted paths of unknown fields, e.g.
+`spec.template.spec.containers[0].imagee`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A leaf value; `name` is what error messages call the expected type."""
+
+    name: str
+
+    def accepts(self, value: Any) -> bool:
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        is_integral_float = isinstance(value, float) and value.is_integer()
+        if self.name == "any":
+            return True
+        if self.name == "string":
+            return isinstance(value, str)
+        if self.name == "integer":
+            return is_int or is_integral_float
+        if self.name == "boolean":
+            return isinstance(value, bool)
+        if self.name == "number":
+            return is_int or isinstance(value, float)
+        if self.name == "integer or string":
+            return is_int or is_integral_float or isinstance(value, str)
+        if self.name == "quantity":
+            return is_int or isinstance(value, (float, str))
+        if self.name == "object":
+            return isinstance(value, dict)
+        raise AssertionError(f"unknown scalar {self.name}")
+
+
+STRING = Scalar("string")
+INTEGER = Scalar("integer")
+BOOLEAN = Scalar("boolean")
+NUMBER = Scalar("number")
+INT_OR_STRING = Scalar("integer or string")
+QUANTITY = Scalar("quantity")
+ANY = Scalar("any")
+OPAQUE_OBJECT = Scalar("object")  # an object whose content is not checked (e.g. affinity)
+
+
+@dataclass(frozen=True)
+class Struct:
+    fields: Mapping[str, Node]
+
+    def extend(self, **more: Node) -> Struct:
+        return Struct({**self.fields, **more})
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: Node
+
+
+@dataclass(frozen=True)
+class MapOf:
+    value: Node
+
+
+Node = Scalar | Struct | ListOf | MapOf
+
+
+def struct(**fields: Node) -> Struct:
+    return Struct(fields)
+
+
+# --- shared building blocks -------------------------------------------------------------------
+
+OWNER_REFERENCE = struct(
+    apiVersion=STRING, kind=STRING, name=STRING, uid=STRING, controller=BOOLEAN, blockOwnerDeletion=BOOLEAN
+)
+
+OBJECT_META = struct(
+    name=STRING,
+    generateName=STRING,
+    namespace=STRING,
+    selfLink=STRING,
+    uid=STRING,
+    resourceVersion=STRING,
+    generation=INTEGER,
+    creationTimestamp=STRING,
+    deletionTimestamp=STRING,
+    deletionGracePeriodSeconds=INTEGER,
+    labels=MapOf(STRING),
+    annotations=MapOf(STRING),
+    ownerReferences=ListOf(OWNER_REFERENCE),
+    finalizers=ListOf(STRING),
+    managedFields=ListOf(ANY),
+)
+
+LABEL_SELECTOR = struct(
+    matchLabels=MapOf(STRING),
+    matchExpressions=ListOf(struct(key=STRING, operator=STRING, values=ListOf(STRING))),
+)
+
+OBJECT_REFERENCE = struct(
+    kind=STRING,
+    namespace=STRING,
+    name=STRING,
+    uid=STRING,
+    apiVersion=STRING,
+    resourceVersion=STRING,
+    fieldPath=STRING,
+)
+
+LOCAL_OBJECT_REFERENCE = struct(name=STRING)
+
+KEY_TO_PATH = struct(key=STRING, path=STRING, mode=INTEGER)
+
+CONDITION = struct(
+    type=STRING,
+    status=STRING,
+    observedGeneration=INTEGER,
+    lastProbeTime=STRING,
+    lastHeartbeatTime=STRING,
+    lastUpdateTime=STRING,
+    lastTransitionTime=STRING,
+    reason=STRING,
+    message=STRING,
+)
+
+RESOURCE_LIST = MapOf(QUANTITY)
+
+# --- containers -------------------------------------------------------------------------------
+
+EXEC_ACTION = struct(command=ListOf(STRING))
+HTTP_GET_ACTION = struct(
+    path=STRING,
+    port=INT_OR_STRING,
+    host=STRING,
+    scheme=STRING,
+    httpHeaders=ListOf(struct(name=STRING, value=STRING)),
+)
+TCP_SOCKET_ACTION = struct(port=INT_OR_STRING, host=STRING)
+GRPC_ACTION = struct(port=INTEGER, service=STRING)
+
+PROBE = struct(
+    exec=EXEC_ACTION,
+    httpGet=HTTP_GET_ACTION,
+    tcpSocket=TCP_SOCKET_ACTION,
+    grpc=GRPC_ACTION,
+    initialDelaySeconds=INTEGER,
+    timeoutSeconds=INTEGER,
+    periodSeconds=INTEGER,
+    successThreshold=INTEGER,
+    failureThreshold=INTEGER,
+    terminationGracePeriodSeconds=INTEGER,
+)
+
+LIFECYCLE_HANDLER = struct(
+    exec=EXEC_ACTION, httpGet=HTTP_GET_ACTION, tcpSocket=TCP_SOCKET_ACTION, sleep=struct(seconds=INTEGER)
+)
+
+CAPABILITIES = struct(add=ListOf(STRING), drop=ListOf(STRING))
+SE_LINUX_OPTIONS = struct(user=STRING, role=STRING, type=STRING, level=STRING)
+SECCOMP_PROFILE = struct(type=STRING, localhostProfile=STRING)
+
+SECURITY_CONTEXT = struct(
+    capabilities=CAPABILITIES,
+    privileged=BOOLEAN,
+    seLinuxOptions=SE_LINUX_OPTIONS,
+    windowsOptions=OPAQUE_OBJECT,
+    runAsUser=INTEGER,
+    runAsGroup=INTEGER,
+    runAsNonRoot=BOOLEAN,
+    readOnlyRootFilesystem=BOOLEAN,
+    allowPrivilegeEscalation=BOOLEAN,
+    procMount=STRING,
+    seccompProfile=SECCOMP_PROFILE,
+    appArmorProfile=OPAQUE_OBJECT,
+)
+
+ENV_VAR_SOURCE = struct(
+    configMapKeyRef=struct(name=STRING, key=STRING, optional=BOOLEAN),
+    secretKeyRef=struct(name=STRING, key=STRING, optional=BOOLEAN),
+    fieldRef=struct(apiVersion=STRING, fieldPath=STRING),
+    resourceFieldRef=struct(containerName=STRING, resource=STRING, divisor=QUANTITY),
+)
+
+CONTAINER = struct(
+    name=STRING,
+    image=STRING,
+    command=ListOf(STRING),
+    args=ListOf(STRING),
+    workingDir=STRING,
+    ports=ListOf(
+        struct(name=STRING, containerPort=INTEGER, hostPort=INTEGER, hostIP=STRING, protocol=STRING)
+    ),
+    env=ListOf(struct(name=STRING, value=STRING, valueFrom=ENV_VAR_SOURCE)),
+    envFrom=ListOf(
+        struct(
+            prefix=STRING,
+            configMapRef=struct(name=STRING, optional=BOOLEAN),
+            secretRef=struct(name=STRING, optional=BOOLEAN),
+        )
+    ),
+    resources=struct(limits=RESOURCE_LIST, requests=RESOURCE_LIST, claims=ListOf(ANY)),
+    resizePolicy=ListOf(struct(resourceName=STRING, restartPolicy=STRING)),
+    restartPolicy=STRING,  # init containers only ("Always" makes a sidecar)
+    volumeMounts=ListOf(
+        struct(
+            name=STRING,
+            mountPath=STRING,
+            subPath=STRING,
+            subPathExpr=STRING,
+            readOnly=BOOLEAN,
+            recursiveReadOnly=STRING,
+            mountPropagation=STRING,
+        )
+    ),
+    volumeDevices=ListOf(struct(name=STRING, devicePath=STRING)),
+    livenessProbe=PROBE,
+    readinessProbe=PROBE,
+    startupProbe=PROBE,
+    lifecycle=struct(postStart=LIFECYCLE_HANDLER, preStop=LIFECYCLE_HANDLER, stopSignal=STRING),
+    terminationMessagePath=STRING,
+    terminationMessagePolicy=STRING,
+    imagePullPolicy=STRING,
+    securityContext=SECURITY_CONTEXT,
+    stdin=BOOLEAN,
+    stdinOnce=BOOLEAN,
+    tty=BOOLEAN,
+)
+
+# --- volumes ----------------------------------------------------------------------------------
+
+CONFIG_MAP_PROJECTION = struct(name=STRING, items=ListOf(KEY_TO_PATH), optional=BOOLEAN)
+SECRET_PROJECTION = struct(name=STRING, items=ListOf(KEY_TO_PATH), optional=BOOLEAN)
+DOWNWARD_API_FILE = struct(
+    path=STRING,
+    fieldRef=struct(apiVersion=STRING, fieldPath=STRING),
+    resourceFieldRef=struct(containerName=STRING, resource=STRING, divisor=QUANTITY),
+    mode=INTEGER,
+)
+
+VOLUME = struct(
+    name=STRING,
+    emptyDir=struct(medium=STRING, sizeLimit=QUANTITY),
+    hostPath=struct(path=STRING, type=STRING),
+    configMap=struct(name=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INTEGER, optional=BOOLEAN),
+    secret=struct(secretName=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INTEGER, optional=BOOLEAN),
+    downwardAPI=struct(items=ListOf(DOWNWARD_API_FILE), defaultMode=INTEGER),
+    projected=struct(
+        defaultMode=INTEGER,
+        sources=ListOf(
+            struct(
+                configMap=CONFIG_MAP_PROJECTION,
+                secret=SECRET_PROJECTION,
+                downwardAPI=struct(items=ListOf(DOWNWARD_API_FILE)),
+                serviceAccountToken=struct(audience=STRING, expirationSeconds=INTEGER, path=STRING),
+            )
+        ),
+    ),
+)
+
+# The volume sources Dockyard understands (used by validation's "exactly one source" rule).
+VOLUME_SOURCES: tuple[str, ...] = tuple(f for f in VOLUME.fields if f != "name")
+
+# --- pods -------------------------------------------------------------------------------------
+
+POD_SECURITY_CONTEXT = struct(
+    seLinuxOptions=SE_LINUX_OPTIONS,
+    windowsOptions=OPAQUE_OBJECT,
+    runAsUser=INTEGER,
+    runAsGroup=INTEGER,
+    runAsNonRoot=BOOLEAN,
+    supplementalGroups=ListOf(INTEGER),
+    supplementalGroupsPolicy=STRING,
+    fsGroup=INTEGER,
+    fsGroupChangePolicy=STRING,
+    sysctls=ListOf(struct(name=STRING, value=STRING)),
+    seccompProfile=SECCOMP_PROFILE,
+    appArmorProfile=OPAQUE_OBJECT,
+    seLinuxChangePolicy=STRING,
+)
+
+TOLERATION = struct(key=STRING, operator=STRING, value=STRING, effect=STRING, tolerationSeconds=INTEGER)
+
+POD_SPEC = struct(
+    volumes=ListOf(VOLUME),
+    initContainers=ListOf(CONTAINER),
+    containers=ListOf(CONTAINER),
+    restartPolicy=STRING,
+    terminationGracePeriodSeconds=INTEGER,
+    activeDeadlineSeconds=INTEGER,
+    dnsPolicy=STRING,
+    dnsConfig=struct(
+        nameservers=ListOf(STRING),
+        searches=ListOf(STRING),
+        options=ListOf(struct(name=STRING, value=STRING)),
+    ),
+    nodeSelector=MapOf(STRING),
+    serviceAccountName=STRING,
+    serviceAccount=STRING,
+    automountServiceAccountToken=BOOLEAN,
+    nodeName=STRING,
+    hostNetwork=BOOLEAN,
+    hostPID=BOOLEAN,
+    hostIPC=BOOLEAN,
+    hostUsers=BOOLEAN,
+    shareProcessNamespace=BOOLEAN,
+    securityContext=POD_SECURITY_CONTEXT,
+    imagePullSecrets=ListOf(LOCAL_OBJECT_REFERENCE),
+    hostname=STRING,
+    subdomain=STRING,
+    setHostnameAsFQDN=BOOLEAN,
+    affinity=OPAQUE_OBJECT,
+    schedulerName=STRING,
+    tolerations=ListOf(TOLERATION),
+    hostAliases=ListOf(struct(ip=STRING, hostnames=ListOf(STRING))),
+    priorityClassName=STRING,
+    priority=INTEGER,
+    preemptionPolicy=STRING,
+    readinessGates=ListOf(struct(conditionType=STRING)),
+    runtimeClassName=STRING,
+    enableServiceLinks=BOOLEAN,
+    overhead=RESOURCE_LIST,
+    topologySpreadConstraints=ListOf(OPAQUE_OBJECT),
+    os=struct(name=STRING),
+)
+
+CONTAINER_STATE = struct(
+    waiting=struct(reason=STRING, message=STRING),
+    running=struct(startedAt=STRING),
+    terminated=struct(
+        exitCode=INTEGER,
+        signal=INTEGER,
+        reason=STRING,
+        message=STRING,
+        startedAt=STRING,
+        finishedAt=STRING,
+        containerID=STRING,
+    ),
+)
+
+CONTAINER_STATUS = struct(
+    name=STRING,
+    state=CONTAINER_STATE,
+    lastState=CONTAINER_STATE,
+    ready=BOOLEAN,
+    started=BOOLEAN,
+    restartCount=INTEGER,
+    image=STRING,
+    imageID=STRING,
+    containerID=STRING,
+    allocatedResources=RESOURCE_LIST,
+    resources=struct(limits=RESOURCE_LIST, requests=RESOURCE_LIST, claims=ListOf(ANY)),
+    volumeMounts=ListOf(ANY),
+    user=OPAQUE_OBJECT,
+    stopSignal=STRING,
+)
+
+POD_STATUS = struct(
+    phase=STRING,
+    conditions=ListOf(CONDITION),
+    message=STRING,
+    reason=STRING,
+    nominatedNodeName=STRING,
+    hostIP=STRING,
+    hostIPs=ListOf(struct(ip=STRING)),
+    podIP=STRING,
+    podIPs=ListOf(struct(ip=STRING)),
+    startTime=STRING,
+    initContainerStatuses=ListOf(CONTAINER_STATUS),
+    containerStatuses=ListOf(CONTAINER_STATUS),
+    ephemeralContainerStatuses=ListOf(CONTAINER_STATUS),
+    qosClass=STRING,
+    resize=STRING,
+    observedGeneration=INTEGER,
+)
+
+POD_TEMPLATE_SPEC = struct(metadata=OBJECT_META, spec=POD_SPEC)
+
+# --- workloads --------------------------------------------------------------------------------
+
+REPLICA_SET_SPEC = struct(
+    replicas=INTEGER, minReadySeconds=INTEGER, selector=LABEL_SELECTOR, template=POD_TEMPLATE_SPEC
+)
+REPLICA_SET_STATUS = struct(
+    replicas=INTEGER,
+    fullyLabeledReplicas=INTEGER,
+    readyReplicas=INTEGER,
+    availableReplicas=INTEGER,
+    terminatingReplicas=INTEGER,
+    observedGeneration=INTEGER,
+    conditions=ListOf(CONDITION),
+)
+
+DEPLOYMENT_SPEC = struct(
+    replicas=INTEGER,
+    selector=LABEL_SELECTOR,
+    template=POD_TEMPLATE_SPEC,
+    strategy=struct(
+        type=STRING,
+        rollingUpdate=struct(maxUnavailable=INT_OR_STRING, maxSurge=INT_OR_STRING),
+    ),
+    minReadySeconds=INTEGER,
+    revisionHistoryLimit=INTEGER,
+    paused=BOOLEAN,
+    progressDeadlineSeconds=INTEGER,
+)
+DEPLOYMENT_STATUS = struct(
+    observedGeneration=INTEGER,
+    replicas=INTEGER,
+    updatedReplicas=INTEGER,
+    readyReplicas=INTEGER,
+    availableReplicas=INTEGER,
+    unavailableReplicas=INTEGER,
+    terminatingReplicas=INTEGER,
+    conditions=ListOf(CONDITION),
+    collisionCount=INTEGER,
+)
+
+# --- nodes and namespaces ---------------------------------------------------------------------
+
+TAINT = struct(key=STRING, value=STRING, effect=STRING, timeAdded=STRING)
+
+NODE_SPEC = struct(
+    podCIDR=STRING,
+    podCIDRs=ListOf(STRING),
+    providerID=STRING,
+    unschedulable=BOOLEAN,
+    taints=ListOf(TAINT),
+    configSource=OPAQUE_OBJECT,
+    externalID=STRING,
+)
+NODE_STATUS = struct(
+    capacity=RESOURCE_LIST,
+    allocatable=RESOURCE_LIST,
+    phase=STRING,
+    conditions=ListOf(CONDITION),
+    addresses=ListOf(struct(type=STRING, address=STRING)),
+    daemonEndpoints=struct(kubeletEndpoint=struct(Port=INTEGER)),
+    nodeInfo=struct(
+        machineID=STRING,
+        systemUUID=STRING,
+        bootID=STRING,
+        kernelVersion=STRING,
+        osImage=STRING,
+        containerRuntimeVersion=STRING,
+        kubeletVersion=STRING,
+        kubeProxyVersion=STRING,
+        operatingSystem=STRING,
+        architecture=STRING,
+        swap=OPAQUE_OBJECT,
+    ),
+    images=ListOf(struct(names=ListOf(STRING), sizeBytes=INTEGER)),
+    volumesInUse=ListOf(STRING),
+    volumesAttached=ListOf(struct(name=STRING, devicePath=STRING)),
+    config=OPAQUE_OBJECT,
+    runtimeHandlers=ListOf(ANY),
+    features=OPAQUE_OBJECT,
+)
+
+# --- whole objects ----------------------------------------------------------------------------
+
+_TOP = struct(apiVersion=STRING, kind=STRING, metadata=OBJECT_META)
+
+KIND_SCHEMAS: dict[str, Struct] = {
+    "Namespace": _TOP.extend(
+        spec=struct(finalizers=ListOf(STRING)),
+        status=struct(phase=STRING, conditions=ListOf(CONDITION)),
+    ),
+    "Node": _TOP.extend(spec=NODE_SPEC, status=NODE_STATUS),
+    "Pod": _TOP.extend(spec=POD_SPEC, status=POD_STATUS),
+    "ConfigMap": _TOP.extend(data=MapOf(STRING), binaryData=MapOf(STRING), immutable=BOOLEAN),
+    "Secret": _TOP.extend(data=MapOf(STRING), stringData=MapOf(STRING), type=STRING, immutable=BOOLEAN),
+    "Event": _TOP.extend(
+        involvedObject=OBJECT_REFERENCE,
+        reason=STRING,
+        message=STRING,
+        source=struct(component=STRING, host=STRING),
+        firstTimestamp=STRING,
+        lastTimestamp=STRING,
+        count=INTEGER,
+        type=STRING,
+        eventTime=STRING,
+        series=struct(count=INTEGER, lastObservedTime=STRING),
+        action=STRING,
+        related=OBJECT_REFERENCE,
+        reportingComponent=STRING,
+        reportingInstance=STRING,
+    ),
+    "ReplicaSet": _TOP.extend(spec=REPLICA_SET_SPEC, status=REPLICA_SET_STATUS),
+    "Deployment": _TOP.extend(spec=DEPLOYMENT_SPEC, status=DEPLOYMENT_STATUS),
+}
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    path: str
+    problem: str  # "unknown" | "type"
+    expected: str = ""  # the expected type, for "type" problems
+    value: Any = None
+
+
+def _type_name(node: Node) -> str:
+    if isinstance(node, Scalar):
+        return node.name
+    if isinstance(node, ListOf):
+        return "array"
+    return "object"
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _walk(node: Node, value: Any, path: str, out: list[SchemaProblem]) -> None:
+    if value is None:
+        return
+    if isinstance(node, Scalar):
+        if not node.accepts(value):
+            out.append(SchemaProblem(path, "type", node.name, value))
+        return
+    if isinstance(node, ListOf):
+        if not isinstance(value, list):
+            out.append(SchemaProblem(path, "type", "array", value))
+            return
+        for i, item in enumerate(value):
+            _walk(node.item, item, f"{path}[{i}]", out)
+        return
+    if not isinstance(value, dict):
+        out.append(SchemaProblem(path, "type", _type_name(node), value))
+        return
+    if isinstance(node, MapOf):
+        for key, item in value.items():
+            _walk(node.value, item, f"{path}[{key}]", out)
+        return
+    for key, item in value.items():
+        child = node.fields.get(key)
+        if child is None:
+            out.append(SchemaProblem(_join(path, str(key)), "unknown"))
+        else:
+            _walk(child, item, _join(path, key), out)
+
+
+def check(kind: str, obj: Any) -> list[SchemaProblem]:
+    """Unknown fields and mistyped values of `obj`, a whole object of `kind`.
+
+    Raises KeyError for a kind without a schema (callers validate the kind first).
+    """
+    out: list[SchemaProblem] = []
+    _walk(KIND_SCHEMAS[kind], obj, "", out)
+    return out
+
+
+def unknown_fields(kind: str, obj: dict[str, Any]) -> list[str]:
+    """Dotted paths of fields `kind` does not have, e.g. `spec.containers[0].imagee`."""
+    return [p.path for p in check(kind, obj) if p.problem == "unknown"]
+
+
+def has_schema(kind: str) -> bool:
+    return kind in KIND_SCHEMAS

@@ -1,0 +1,249 @@
+"""Assembling and running the master (`dockyard master`) and the all-in-one `dockyard up`.
+
+The master is one asyncio process: uvicorn serves the API over TLS, and the controllers,
+the scheduler and store compaction run as tasks on the same loop, talking to the
+registry in-process. `up` adds a node agent in a thread of the same process, with its
+own node identity, talking to the API over HTTPS like any remote agent would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from . import logs
+from .api.app import ApiServer
+from .api.auth import Authenticator
+from .api.registry import Registry
+from .client import Client, config_path
+from .controllers.events import EventRecorder
+from .controllers.gc import GarbageCollector, NamespaceController
+from .controllers.nodes import NodeLifecycleController, pod_cidr_hook
+from .controllers.runner import Runner
+from .controllers.workloads import DeploymentController, ReplicaSetController
+from .pki import ClusterPKI, load_or_create_pki, node_token, write_kubeconfig
+from .scheduler.loop import Scheduler
+from .store import SQLiteStore
+
+log = logging.getLogger("dockyard.master")
+
+DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
+HISTORY_KEPT = 20000  # revisions of history kept for watch resumption
+
+
+@dataclass
+class MasterConfig:
+    data_dir: Path
+    host: str = "0.0.0.0"
+    port: int = 6443
+    advertise_address: str | None = None
+    kubeconfig_out: Path | None = None
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    node_grace_seconds: float = 40.0
+    extra_sans: list[str] = field(default_factory=list)
+
+    @property
+    def server_url(self) -> str:
+        host = self.advertise_address or ("127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host)
+        return f"https://{host}:{self.port}"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def primary_ip() -> str:
+    """The address other machines most likely reach this one at (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
+        return str(s.getsockname()[0])
+    return "127.0.0.1"
+
+
+class Master:
+    def __init__(self, cfg: MasterConfig) -> None:
+        self.cfg = cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(cfg.data_dir, 0o700)
+        sans = [s for s in [cfg.advertise_address, cfg.host, *cfg.extra_sans] if s and s not in ("0.0.0.0", "::")]
+        self.pki: ClusterPKI = load_or_create_pki(cfg.data_dir, sans)
+        self.store = SQLiteStore(str(cfg.data_dir / "state.db"))
+        self.registry = Registry(self.store)
+        self.registry.ensure_namespaces()
+        self.registry.create_hooks.setdefault("Node", []).append(pod_cidr_hook(self.registry, cfg.cluster_cidr))
+        self.authn = Authenticator(self.pki.admin_token, self.pki.join_token, self.pki.node_secret)
+        self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token)
+        recorder = EventRecorder(self.registry, "dockyard-controller-manager")
+        self.events = recorder
+        self.runner = Runner(
+            self.registry,
+            [
+                DeploymentController(self.registry, recorder),
+                ReplicaSetController(self.registry, recorder),
+                Scheduler(self.registry, EventRecorder(self.registry, "default-scheduler")),
+                GarbageCollector(self.registry),
+                NamespaceController(self.registry),
+                NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds),
+            ],
+        )
+        self.server: uvicorn.Server | None = None
+        self.started = threading.Event()
+
+    def mint_node_token(self, node_name: str) -> str:
+        return node_token(self.pki.node_secret, node_name)
+
+    def write_credentials(self) -> Path:
+        """Write the admin kubeconfig (data dir + the user's config path) and the join token."""
+        admin = self.cfg.data_dir / "admin.kubeconfig"
+        write_kubeconfig(admin, self.cfg.server_url, self.pki.ca_cert_pem, self.pki.admin_token)
+        if self.cfg.kubeconfig_out:
+            write_kubeconfig(self.cfg.kubeconfig_out, self.cfg.server_url, self.pki.ca_cert_pem, self.pki.admin_token)
+        token_file = self.cfg.data_dir / "join-token"
+        token_file.write_text(self.pki.join_token + "\n")
+        os.chmod(token_file, 0o600)
+        return admin
+
+    def admin_client(self) -> Client:
+        return Client(self.cfg.server_url, self.pki.admin_token, self.pki.ca_cert_pem)
+
+    def node_client(self, node_name: str) -> Client:
+        return Client(self.cfg.server_url, self.mint_node_token(node_name), self.pki.ca_cert_pem)
+
+    async def _compact_loop(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            try:
+                target = self.store.current_revision() - HISTORY_KEPT
+                if target > self.store.compact_revision:
+                    self.store.compact(target)
+                self.events.prune()
+            except Exception:
+                log.exception("compaction failed")
+
+    async def serve(self) -> None:
+        config = uvicorn.Config(
+            self.api.app,
+            host=self.cfg.host,
+            port=self.cfg.port,
+            ssl_certfile=str(self.pki.server_cert_path),
+            ssl_keyfile=str(self.pki.server_key_path),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        await self.runner.start()
+        compactor = asyncio.create_task(self._compact_loop())
+        watcher = asyncio.create_task(self._signal_started())
+        try:
+            await self.server.serve()
+        finally:
+            compactor.cancel()
+            watcher.cancel()
+            await self.runner.stop()
+            self.store.close()
+
+    async def _signal_started(self) -> None:
+        while self.server is not None and not self.server.started:
+            await asyncio.sleep(0.05)
+        log.info("API server listening", extra={"url": self.cfg.server_url})
+        self.started.set()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def _master_config(args: Any) -> MasterConfig:
+    host, port = parse_listen(args.listen)
+    kube_out = getattr(args, "write_kubeconfig", None)
+    return MasterConfig(
+        data_dir=Path(args.data_dir),
+        host=host,
+        port=port,
+        advertise_address=getattr(args, "advertise_address", None),
+        kubeconfig_out=Path(os.path.expanduser(kube_out)) if kube_out else config_path(getattr(args, "kubeconfig", None)),
+        node_grace_seconds=float(getattr(args, "node_grace", None) or 40.0),
+    )
+
+
+def main_master(args: Any) -> int:
+    logs.setup(os.environ.get("DOCKYARD_LOG_LEVEL", "INFO"))
+    master = Master(_master_config(args))
+    master.write_credentials()
+    print(f"Dockyard master at {master.cfg.server_url}; admin kubeconfig {master.cfg.data_dir / 'admin.kubeconfig'}",
+          flush=True)
+    print(f"Join agents with: dockyard agent --server {master.cfg.server_url} "
+          f"--token \"$(cat {master.cfg.data_dir / 'join-token'})\"", flush=True)
+    asyncio.run(master.serve())
+    return 0
+
+
+def main_up(args: Any) -> int:
+    """All-in-one: the master plus a local agent in the same process."""
+    logs.setup(os.environ.get("DOCKYARD_LOG_LEVEL", "INFO"))
+    cfg = _master_config(args)
+    if cfg.advertise_address is None:
+        cfg.advertise_address = "127.0.0.1" if cfg.host in ("0.0.0.0", "::", "127.0.0.1") else cfg.host
+    master = Master(cfg)
+    master.write_credentials()
+    node_name = (getattr(args, "node_name", None) or socket.gethostname()).lower()
+    stop = threading.Event()
+    agent_thread: threading.Thread | None = None
+
+    if not getattr(args, "no_agent", False):
+        def run_agent() -> None:
+            if not master.started.wait(60):
+                log.error("the API server did not start; the local agent is not running")
+                return
+            from agent.main import Agent
+
+            from agent.runtime import DockerRuntime
+
+            try:
+                runtime = DockerRuntime()
+                agent = Agent(
+                    master.node_client(node_name),
+                    node_name,
+                    primary_ip(),
+                    runtime,
+                    backoff_base=float(getattr(args, "backoff_base", None) or 10.0),
+                    backoff_cap=float(getattr(args, "backoff_cap", None) or 300.0),
+                    heartbeat=float(getattr(args, "heartbeat", None) or 5.0),
+                )
+                agent.run(stop)
+            except Exception:
+                log.exception("the local agent failed")
+                master.stop()
+
+        agent_thread = threading.Thread(target=run_agent, name="agent", daemon=True)
+        agent_thread.start()
+
+    print(f"Dockyard is starting: API {cfg.server_url}, node {node_name}, data {cfg.data_dir}", flush=True)
+    print(f"Admin kubeconfig: {cfg.kubeconfig_out or cfg.data_dir / 'admin.kubeconfig'}", flush=True)
+    try:
+        asyncio.run(master.serve())
+    finally:
+        stop.set()
+        if agent_thread is not None:
+            agent_thread.join(timeout=10)
+    return 0
+
+
+def _ignore_sigpipe() -> None:
+    with contextlib.suppress(AttributeError, ValueError):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -1,0 +1,150 @@
+"""The HTTP layer in-process (Starlette's test client): paths, Status bodies, authn/z, watch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from orchestrator.api.app import ApiServer, parse_path
+from orchestrator.api.auth import Authenticator
+from orchestrator.api.registry import Registry
+from orchestrator.errors import ApiError
+from orchestrator.pki import node_token
+from orchestrator.store import SQLiteStore
+
+ADMIN = "admin-token-0123456789"
+JOIN = "join-secret-0123456789"
+SECRET = b"n" * 32
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> TestClient:
+    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
+    reg.ensure_namespaces()
+    authn = Authenticator(ADMIN, JOIN, SECRET)
+    server = ApiServer(reg, authn, b"PEM", lambda n: node_token(SECRET, n))
+    return TestClient(server.app)
+
+
+def h(token: str = ADMIN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def node_obj(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("path", "expect"),
+    [
+        ("/api/v1/namespaces/default/pods", ("Pod", "default", None, "")),
+        ("/api/v1/namespaces/default/pods/web/status", ("Pod", "default", "web", "status")),
+        ("/api/v1/nodes/n1", ("Node", None, "n1", "")),
+        ("/api/v1/namespaces/team", ("Namespace", None, "team", "")),
+        ("/api/v1/namespaces/team/status", ("Namespace", None, "team", "status")),
+        ("/apis/apps/v1/namespaces/x/deployments/web/scale", ("Deployment", "x", "web", "scale")),
+        ("/apis/apps/v1/deployments", ("Deployment", None, None, "")),
+    ],
+)
+def test_parse_path(path: str, expect: tuple) -> None:
+    t = parse_path(path)
+    assert (t.kind.kind, t.namespace, t.name, t.subresource) == expect
+
+
+@pytest.mark.parametrize("path", ["/api/v1/widgets", "/apis/apps/v1/namespaces/x/deployments/web/bogus", "/foo"])
+def test_parse_path_rejects(path: str) -> None:
+    with pytest.raises(ApiError) as e:
+        parse_path(path)
+    assert e.value.code == 404
+
+
+def test_unauthenticated_is_401_status(api: TestClient) -> None:
+    for headers in ({}, h("wrong")):
+        r = api.get("/api/v1/namespaces/default/pods", headers=headers)
+        assert r.status_code == 401
+        assert r.json()["kind"] == "Status" and r.json()["reason"] == "Unauthorized"
+
+
+def test_version_and_health_are_open(api: TestClient) -> None:
+    assert api.get("/version").json()["minor"] == "32"
+    assert api.get("/healthz").text == "ok"
+    assert api.get("/cacerts").content == b"PEM"
+
+
+def test_crud_and_typed_list(api: TestClient) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    r = api.post("/api/v1/namespaces/default/configmaps", json=cm, headers=h())
+    assert r.status_code == 201, r.text
+    r = api.get("/api/v1/namespaces/default/configmaps", headers=h())
+    body = r.json()
+    assert body["kind"] == "ConfigMapList" and [i["metadata"]["name"] for i in body["items"]] == ["c"]
+    r = api.get("/api/v1/namespaces/default/configmaps/nope", headers=h())
+    assert r.status_code == 404 and r.json()["reason"] == "NotFound"
+    r = api.post("/api/v1/namespaces/default/configmaps", json=cm, headers=h())
+    assert r.status_code == 409 and r.json()["reason"] == "AlreadyExists"
+    r = api.request("PATCH", "/api/v1/namespaces/default/configmaps/c", content=json.dumps({"data": {"b": "2"}}),
+                    headers={**h(), "Content-Type": "application/merge-patch+json"})
+    assert r.json()["data"] == {"a": "1", "b": "2"}
+    assert api.delete("/api/v1/namespaces/default/configmaps/c", headers=h()).status_code == 200
+    assert api.get("/api/v1/namespaces/default/configmaps/c", headers=h()).status_code == 404
+
+
+def test_unknown_field_is_422(api: TestClient) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "dataa": {"a": "1"}}
+    r = api.post("/api/v1/namespaces/default/configmaps", json=cm, headers=h())
+    assert r.status_code == 422 and "dataa" in r.json()["message"]
+
+
+def test_node_identity_may_only_write_itself(api: TestClient) -> None:
+    n1 = node_token(SECRET, "n1")
+    assert api.post("/api/v1/nodes", json=node_obj("n1"), headers=h(n1)).status_code == 201
+    assert api.post("/api/v1/nodes", json=node_obj("n2"), headers=h(n1)).status_code == 403
+    assert api.post("/api/v1/nodes", json=node_obj("n2"), headers=h()).status_code == 201
+    patch = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    hdr = {"Content-Type": "application/merge-patch+json"}
+    r = api.request("PATCH", "/api/v1/nodes/n2/status", content=json.dumps(patch), headers={**h(n1), **hdr})
+    assert r.status_code == 403
+    r = api.request("PATCH", "/api/v1/nodes/n1/status", content=json.dumps(patch), headers={**h(n1), **hdr})
+    assert r.status_code == 200
+    # pods: only the status of pods bound to this node
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "n2", "containers": [{"name": "c", "image": "i:1"}]}}
+    assert api.post("/api/v1/namespaces/default/pods", json=pod, headers=h()).status_code == 201
+    r = api.request("PATCH", "/api/v1/namespaces/default/pods/p/status",
+                    content=json.dumps({"status": {"phase": "Running"}}), headers={**h(n1), **hdr})
+    assert r.status_code == 403
+    assert api.post("/api/v1/namespaces/default/pods", json=pod, headers=h(n1)).status_code == 403
+
+
+def test_join_token_only_exchanges_for_a_node_credential(api: TestClient) -> None:
+    assert api.get("/api/v1/nodes", headers=h(JOIN)).status_code == 403
+    body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": "n9"}}
+    r = api.post("/apis/dockyard.io/v1/nodecredentials", json=body, headers=h(JOIN))
+    assert r.status_code == 201
+    token = r.json()["status"]["token"]
+    assert api.get("/api/v1/nodes", headers=h(token)).status_code == 200
+    bad = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": "Bad:Name"}}
+    assert api.post("/apis/dockyard.io/v1/nodecredentials", json=bad, headers=h(JOIN)).status_code == 422
+
+
+def test_discovery(api: TestClient) -> None:
+    res = api.get("/api/v1", headers=h()).json()
+    pods = next(r for r in res["resources"] if r["name"] == "pods")
+    assert pods["namespaced"] and "po" in pods["shortNames"]
+    groups = api.get("/apis", headers=h()).json()
+    assert "apps" in [g["name"] for g in groups["groups"]]
+    apps = api.get("/apis/apps/v1", headers=h()).json()
+    scale = next(r for r in apps["resources"] if r["name"] == "deployments/scale")
+    assert scale["group"] == "autoscaling" and scale["kind"] == "Scale"
+
+
+def test_watch_stream_with_timeout(api: TestClient) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}}
+    api.post("/api/v1/namespaces/default/configmaps", json=cm, headers=h())
+    with api.stream("GET", "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1",
+                    headers=h()) as r:
+        lines = [json.loads(x) for x in r.iter_lines() if x.strip()]
+    assert lines[0]["type"] == "ADDED" and lines[0]["object"]["metadata"]["name"] == "w"
