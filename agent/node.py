@@ -9,6 +9,9 @@ kept for as long as a condition's status does not change.
 
 The master may set ``spec.podCIDR``; the manager remembers the latest value it saw (every
 status patch returns the whole Node) so the pod network can use it as its subnet.
+The agent's HTTP endpoints (``agent.server``) publish their ports here: the HTTPS port
+(logs, exec) as ``status.daemonEndpoints.kubeletEndpoint.Port``, where the master's proxy
+looks for it, and the plain metrics port as the ``dockyard.io/metrics-port`` annotation.
 Later additions (disk/memory pressure from real measurements, a Lease object, taints
 on shutdown) fit into ``conditions()`` and ``heartbeat()``.
 """
@@ -33,6 +36,7 @@ from .status import rfc3339
 log = logging.getLogger(__name__)
 
 NODE = by_kind("v1", "Node")
+METRICS_PORT_ANNOTATION = "dockyard.io/metrics-port"
 MAX_PODS = 110
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
         "ppc64le": "ppc64le", "s390x": "s390x", "i686": "386", "i386": "386"}
@@ -95,10 +99,11 @@ def node_status(
     node_ip: str,
     hostname: str,
     conditions: list[dict[str, Any]],
+    kubelet_port: int | None = None,
 ) -> dict[str, Any]:
     cap = capacity(info, meminfo_kib)
     arch = go_arch(str(info.get("Architecture") or platform.machine()))
-    return {
+    out: dict[str, Any] = {
         "capacity": cap,
         "allocatable": dict(cap),
         "conditions": conditions,
@@ -114,9 +119,14 @@ def node_status(
             "architecture": arch,
             "osImage": str(info.get("OperatingSystem") or ""),
             "kernelVersion": str(info.get("KernelVersion") or ""),
-            "machineID": str(info.get("ID") or ""),
+            "machineID": _read_first("/etc/machine-id") or str(info.get("ID") or ""),
+            "systemUUID": _read_first("/sys/class/dmi/id/product_uuid") or _read_first("/etc/machine-id"),
+            "bootID": _read_first("/proc/sys/kernel/random/boot_id"),
         },
     }
+    if kubelet_port:
+        out["daemonEndpoints"] = {"kubeletEndpoint": {"Port": int(kubelet_port)}}
+    return out
 
 
 def condition(
@@ -161,6 +171,9 @@ class NodeManager:
         self.pod_cidr: str | None = None
         self.runtime_ok = True
         self.runtime_message = ""
+        self.kubelet_port: int | None = None  # set by agent.server before registration
+        self.metrics_port: int | None = None
+        self.last_status: dict[str, Any] | None = None
 
     def conditions(self, now: float) -> list[dict[str, Any]]:
         prev = self._conditions
@@ -184,9 +197,12 @@ class NodeManager:
         except Exception as e:  # the engine went away: report NotReady with the last facts
             self.runtime_ok, self.runtime_message = False, f"container runtime is down: {e}"
             info, version = getattr(self, "_facts", ({}, {}))
-        return node_status(
-            info, version, read_meminfo_kib(), self.node_ip, self.hostname, self.conditions(self.clock())
+        status = node_status(
+            info, version, read_meminfo_kib(), self.node_ip, self.hostname, self.conditions(self.clock()),
+            self.kubelet_port,
         )
+        self.last_status = status
+        return status
 
     def _remember(self, node: dict[str, Any]) -> None:
         if isinstance(node, dict):
@@ -204,13 +220,18 @@ class NodeManager:
         with self._lock:
             info, _ = self.runtime_facts()
             arch = go_arch(str(info.get("Architecture") or platform.machine()))
-            body = node_object(self.name, arch, self.hostname)
+            body = node_object(self.name, arch, self.name)
+            if self.metrics_port:
+                body["metadata"]["annotations"] = {METRICS_PORT_ANNOTATION: str(self.metrics_port)}
             try:
                 node = self.client.create(body)
             except ApiError as e:
                 if e.code != 409:
                     raise
-                node = self.client.patch(NODE, self.name, {"metadata": {"labels": body["metadata"]["labels"]}})
+                meta = {"labels": body["metadata"]["labels"]}
+                if self.metrics_port:
+                    meta["annotations"] = body["metadata"]["annotations"]
+                node = self.client.patch(NODE, self.name, {"metadata": meta})
             self._remember(node)
         return self.heartbeat()
 
@@ -230,3 +251,12 @@ class NodeManager:
         with self._lock:
             self._remember(node)
         return node
+
+
+def _read_first(path: str) -> str:
+    """The first line of a small system file, or "" when it is absent or unreadable."""
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return ""

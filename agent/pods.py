@@ -28,14 +28,22 @@ Rules, in order:
   the one before gives ``lastState``), remove older exited ones; keep only the newest
   sandbox.
 
-Not handled yet (left for the probe/volume work): sidecar init containers
-(``restartPolicy: Always`` on an init container), liveness-probe kills, ephemeral containers.
+* Probes: ``health`` (per container id, from ``agent.probes``) marks a running
+  container whose liveness or startup probe reached its failure threshold. It is killed
+  (grace: the probe's ``terminationGracePeriodSeconds``, else the pod's) and, when the
+  restart policy restarts it and the back-off allows, started again in the same pass
+  (the restart counts in the back-off); otherwise the next passes restart it like any
+  exited container.
+
+Not handled yet: sidecar init containers (``restartPolicy: Always`` on an init container),
+ephemeral containers, ``hostNetwork`` pods.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +147,16 @@ class ObservedPod:
 
 def _newest(items: list[ObservedContainer]) -> ObservedContainer | None:
     return max(items, key=lambda c: (c.restart_count, c.created_at), default=None)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the probes say about one running container."""
+
+    started: bool = True  # startup probe passed (or none)
+    ready: bool = True  # readiness probe passes (or none), and started
+    failed: str = ""  # "liveness" | "startup" when that probe reached its failure threshold
+    message: str = ""
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -285,9 +303,14 @@ def pod_is_done(pod: dict[str, Any], observed: ObservedPod) -> bool:
 
 
 def compute_pod_actions(
-    pod: dict[str, Any], observed: ObservedPod, now: float, backoff: Backoff
+    pod: dict[str, Any],
+    observed: ObservedPod,
+    now: float,
+    backoff: Backoff,
+    health: Mapping[str, Health] | None = None,
 ) -> list[Action]:
     uid = pod_uid(pod)
+    health = health or {}
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return [KillPod(grace_period(pod), "Deleted")]
 
@@ -369,6 +392,25 @@ def compute_pod_actions(
                 actions.append(
                     StartContainer(name, latest.restart_count + 1, reason="SpecChanged")
                 )
+                continue
+            h = health.get(latest.id)
+            if h is not None and h.failed:
+                probe = spec.get("startupProbe" if h.failed == "startup" else "livenessProbe") or {}
+                pgrace = probe.get("terminationGracePeriodSeconds")
+                reason = "StartupProbeFailed" if h.failed == "startup" else "LivenessProbeFailed"
+                actions.append(KillContainer(latest.id, name, reason, grace if pgrace is None else int(pgrace)))
+                # The killed container exits non-zero: Always and OnFailure restart it.
+                if policy != "Never" and restart_remaining(backoff, uid, name, None, now) <= 0:
+                    started = latest.started_at or latest.created_at
+                    actions.append(
+                        StartContainer(
+                            name,
+                            latest.restart_count + 1,
+                            count_backoff=True,
+                            ran_for=max(0.0, now - started),
+                            reason=reason,
+                        )
+                    )
             continue
         if latest.state == "created" and not latest.failed_start:
             # Created but never started (the agent stopped in between): replace it.

@@ -29,6 +29,9 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +39,10 @@ import docker
 import docker.errors
 import docker.types
 
+from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
+
 from .pods import SANDBOX_NAME, ObservedContainer, ObservedPod, container_hash
+from .volumes import BindMount
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ L_NODE = "dockyard.io/node"
 
 SECURITY_OPT = ["no-new-privileges"]
 POOL_SIZE = 32
+_EXEC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyard-exec")
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -109,30 +116,76 @@ def _explain(e: docker.errors.APIError) -> str:
 
 # -- pure helpers ---------------------------------------------------------------------------
 
-_MEM_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}
-_QTY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
-
-
 def parse_cpu(q: Any) -> float:
-    """CPU quantity ("500m", "2", 1.5) → cores."""
-    s = str(q).strip()
-    if s.endswith("m"):
-        return float(s[:-1]) / 1000.0
-    return float(s)
+    """CPU quantity ("500m", "2", 1.5) → cores (the object model's parser)."""
+    return parse_cpu_quantity(q)
 
 
 def parse_memory(q: Any) -> int:
-    """Memory quantity ("128Mi", "1G", "1e6", 1024) → bytes."""
-    m = _QTY.match(str(q).strip())
-    if not m:
-        raise ValueError(f"invalid memory quantity {q!r}")
-    num, suffix = m.groups()
-    if suffix and suffix not in _MEM_SUFFIX:
-        raise ValueError(f"invalid memory quantity {q!r}")
-    return int(float(num) * _MEM_SUFFIX.get(suffix, 1))
+    """Memory quantity ("128Mi", "1G", "1e6", 1024) → bytes (the object model's parser)."""
+    return parse_memory_quantity(q)
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """What the executor resolved for one container beyond its spec.
+
+    ``env`` replaces the spec's literal ``env`` (it holds the resolved ``valueFrom`` /
+    ``envFrom`` values); ``command``/``args`` are the ``$(VAR)``-expanded forms; ``mounts``
+    are the pod volumes bound into the container.
+    """
+
+    env: list[tuple[str, str]] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    mounts: tuple[BindMount, ...] = ()
+
+
+def security_kwargs(pod: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Docker arguments for the pod and container ``securityContext`` (container wins)."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = spec.get("securityContext") or {}
+    kw: dict[str, Any] = {}
+    user = sc.get("runAsUser", psc.get("runAsUser"))
+    group = sc.get("runAsGroup", psc.get("runAsGroup"))
+    if user is not None:
+        kw["user"] = f"{int(user)}:{int(group)}" if group is not None else str(int(user))
+    groups = [str(int(g)) for g in psc.get("supplementalGroups") or []]
+    if psc.get("fsGroup") is not None:
+        groups.append(str(int(psc["fsGroup"])))
+    if groups:
+        kw["group_add"] = groups
+    privileged = bool(sc.get("privileged"))
+    if privileged:
+        kw["privileged"] = True
+    if sc.get("readOnlyRootFilesystem"):
+        kw["read_only"] = True
+    # no-new-privileges unless escalation is explicitly allowed (or the container is privileged).
+    escalate = sc.get("allowPrivilegeEscalation")
+    kw["security_opt"] = [] if privileged or escalate is True else list(SECURITY_OPT)
+    caps = sc.get("capabilities") or {}
+    if caps.get("add"):
+        kw["cap_add"] = [str(c) for c in caps["add"]]
+    if caps.get("drop"):
+        kw["cap_drop"] = [str(c) for c in caps["drop"]]
+    return kw
+
+
+def run_as_non_root_error(pod: dict[str, Any], spec: dict[str, Any], image_user: str) -> str | None:
+    """Why ``runAsNonRoot: true`` forbids this container, or None."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = spec.get("securityContext") or {}
+    if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+        return None
+    user = sc.get("runAsUser", psc.get("runAsUser"))
+    if user is not None:
+        return "container's runAsUser breaks non-root policy" if int(user) == 0 else None
+    name = image_user.split(":", 1)[0]
+    if name in ("", "0", "root"):
+        return "container has runAsNonRoot and image will run as root"
+    if not name.isdigit():
+        return f"container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root"
+    return None
 
 
 def split_image(ref: str) -> tuple[str, str | None]:
@@ -179,8 +232,10 @@ def container_kwargs(
     sandbox_id: str,
     restart_count: int,
     labels: dict[str, str],
+    options: ContainerOptions | None = None,
 ) -> dict[str, Any]:
     """Docker create arguments for one app/init container (Kubernetes field mapping)."""
+    opts = options or ContainerOptions()
     meta = pod.get("metadata", {})
     kw: dict[str, Any] = {
         "name": container_name(meta["namespace"], meta["name"], spec["name"], meta["uid"], restart_count),
@@ -191,13 +246,24 @@ def container_kwargs(
     }
     # Kubernetes command = Docker entrypoint, args = Docker cmd. With a command and no
     # args the image's CMD is dropped (the engine does that when Entrypoint is set).
-    if spec.get("command"):
-        kw["entrypoint"] = [str(x) for x in spec["command"]]
-    if spec.get("args"):
-        kw["command"] = [str(x) for x in spec["args"]]
-    env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if "valueFrom" not in e}
+    command = opts.command if opts.command is not None else spec.get("command")
+    args = opts.args if opts.args is not None else spec.get("args")
+    if command:
+        kw["entrypoint"] = [str(x) for x in command]
+    if args:
+        kw["command"] = [str(x) for x in args]
+    if opts.env is not None:
+        env = dict(opts.env)
+    else:
+        env = {e["name"]: str(e.get("value", "")) for e in spec.get("env") or [] if "valueFrom" not in e}
     if env:
         kw["environment"] = env
+    kw.update(security_kwargs(pod, spec))
+    if opts.mounts:
+        kw["mounts"] = [
+            docker.types.Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+            for m in opts.mounts
+        ]
     if spec.get("workingDir"):
         kw["working_dir"] = spec["workingDir"]
     if spec.get("tty"):
@@ -211,6 +277,7 @@ def container_kwargs(
         kw["nano_cpus"] = int(parse_cpu(limits["cpu"]) * 1e9)
     if "memory" in limits:
         kw["mem_limit"] = parse_memory(limits["memory"])
+        kw["memswap_limit"] = kw["mem_limit"]  # no swap beyond the limit, as on a kubelet node
     cpu_req = requests.get("cpu", limits.get("cpu"))
     if cpu_req is not None:
         kw["cpu_shares"] = max(2, int(parse_cpu(cpu_req) * 1024))
@@ -504,21 +571,39 @@ class DockerRuntime:
             "security_opt": list(SECURITY_OPT),
             "detach": True,
         }
-        cid = self._create(self.pause_image, kwargs, meta["uid"])
-        self.start(cid)
+        try:
+            cid = self._create(self.pause_image, kwargs, meta["uid"])
+            self.start(cid)
+        except RuntimeFailure:
+            with self._lock:
+                self._network_id = None  # re-check the network next time (it may have been removed)
+            raise
         return cid
 
     def create_container(
-        self, pod: dict[str, Any], spec: dict[str, Any], sandbox_id: str, restart_count: int
+        self,
+        pod: dict[str, Any],
+        spec: dict[str, Any],
+        sandbox_id: str,
+        restart_count: int,
+        options: ContainerOptions | None = None,
     ) -> str:
         """Pull per policy and create (not start) one app/init container; returns its id."""
         image = str(spec.get("image") or "")
         if not image:
             raise ContainerError(f"container {spec.get('name')!r} has no image", "CreateContainerError")
         self.ensure_image(image, pull_policy(spec))
+        if (spec.get("securityContext") or {}).get("runAsNonRoot") or (
+            (pod.get("spec") or {}).get("securityContext") or {}
+        ).get("runAsNonRoot"):
+            with _translate(f"inspecting image {image}"):
+                image_user = str((self.api.inspect_image(image).get("Config") or {}).get("User") or "")
+            why = run_as_non_root_error(pod, spec, image_user)
+            if why:
+                raise ContainerError(why, "CreateContainerConfigError")
         labels = self.labels(pod, spec["name"], container_hash(spec), restart_count)
         try:
-            kwargs = container_kwargs(pod, spec, sandbox_id, restart_count, labels)
+            kwargs = container_kwargs(pod, spec, sandbox_id, restart_count, labels, options)
         except (ValueError, KeyError) as e:
             raise ContainerError(f"invalid container spec: {e}", "CreateContainerError") from None
         return self._create(image, kwargs, pod["metadata"]["uid"])
@@ -528,9 +613,14 @@ class DockerRuntime:
             self.api.start(container_id)
 
     def run_container(
-        self, pod: dict[str, Any], spec: dict[str, Any], sandbox_id: str, restart_count: int
+        self,
+        pod: dict[str, Any],
+        spec: dict[str, Any],
+        sandbox_id: str,
+        restart_count: int,
+        options: ContainerOptions | None = None,
     ) -> str:
-        cid = self.create_container(pod, spec, sandbox_id, restart_count)
+        cid = self.create_container(pod, spec, sandbox_id, restart_count, options)
         self.start(cid)
         return cid
 
@@ -545,6 +635,135 @@ class DockerRuntime:
         with self._lock:
             self._cache.pop(container_id, None)
 
+    def container_ip(self, container_id: str) -> str:
+        """The container's address on the pod network ("" when it has none)."""
+        with _translate(f"inspecting container {container_id[:12]}"):
+            attrs = self.api.inspect_container(container_id)
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        return str((nets.get(self.network) or {}).get("IPAddress") or "")
+
+    def exec_probe(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
+        """Run `cmd` in the container (docker exec); (exit code, output). -1 on timeout.
+
+        The engine has no exec timeout: on timeout the command is left to finish on its own
+        and the probe counts as failed.
+        """
+        with _translate(f"exec in container {container_id[:12]}"):
+            exec_id = self.api.exec_create(container_id, cmd, stdout=True, stderr=True)["Id"]
+        future = _EXEC_POOL.submit(self._exec_wait, exec_id)
+        try:
+            return future.result(timeout=max(0.1, timeout))
+        except FutureTimeout:
+            return -1, f"command timed out after {timeout}s".encode()
+
+    def _exec_wait(self, exec_id: str) -> tuple[int, bytes]:
+        with _translate("exec"):
+            out = self.api.exec_start(exec_id)
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return (int(code) if code is not None else -1), bytes(out or b"")
+
     def logs(self, container_id: str, tail: int | str = "all") -> str:
         with _translate(f"logs of container {container_id[:12]}"):
             return self.api.logs(container_id, tail=tail).decode(errors="replace")
+
+    # -- logs, exec and stats for the agent's HTTP endpoint and metrics -------------------
+
+    def find_container(
+        self, namespace: str, pod: str, container: str, uid: str | None = None, previous: bool = False
+    ) -> str:
+        """Id of the newest attempt of a pod's container (the one before it with `previous`).
+
+        Attempts are ordered by their restart-count label, then creation time. Raises
+        `NotFound` with a kubelet-like message when there is no such attempt.
+        """
+        labels = [f"{L_MANAGED}=true", f"{L_NS}={namespace}", f"{L_POD}={pod}", f"{L_CONTAINER}={container}"]
+        if self.node_name:
+            labels.append(f"{L_NODE}={self.node_name}")
+        if uid:
+            labels.append(f"{L_UID}={uid}")
+        with _translate(f"looking up container {container} of pod {namespace}/{pod}", RuntimeUnavailable):
+            found = self.api.containers(all=True, filters={"label": labels})
+
+        def order(s: dict[str, Any]) -> tuple[int, int]:
+            try:
+                restarts = int((s.get("Labels") or {}).get(L_RESTARTS, "0"))
+            except ValueError:
+                restarts = 0
+            return restarts, int(s.get("Created") or 0)
+
+        found.sort(key=order, reverse=True)
+        index = 1 if previous else 0
+        if len(found) <= index:
+            if previous:
+                raise NotFound(f'previous terminated container "{container}" in pod "{pod}" not found')
+            raise NotFound(f'container "{container}" in pod "{pod}" is not available')
+        return str(found[index]["Id"])
+
+    def log_stream(
+        self, container_id: str, follow: bool = False, tail: int | None = None, timestamps: bool = False
+    ) -> Any:
+        """A container's output as an iterator of byte chunks (stdout and stderr merged).
+
+        The result has `close()`, callable from another thread, which ends a `follow`
+        stream at once (used when the reader goes away).
+        """
+        with _translate(f"logs of container {container_id[:12]}"):
+            return self.api.logs(
+                container_id,
+                stream=True,
+                follow=follow,
+                tail="all" if tail is None else max(0, int(tail)),
+                timestamps=timestamps,
+            )
+
+    def exec_start(
+        self, container_id: str, cmd: list[str], stdin: bool = False, tty: bool = False
+    ) -> tuple[str, Any]:
+        """Start `cmd` in a running container; returns (exec id, attached socket).
+
+        The socket is the engine's hijacked connection: stdin is written to it and, without
+        a tty, output arrives multiplexed (8-byte header: stream 1/2, big-endian length).
+        Its underlying `socket.socket` is at `._sock` for the Unix-socket transport.
+        """
+        with _translate(f"exec in container {container_id[:12]}", ContainerError, "ExecError"):
+            info = self.api.exec_create(container_id, cmd, stdout=True, stderr=True, stdin=stdin, tty=tty)
+            exec_id = str(info["Id"])
+            sock = self.api.exec_start(exec_id, tty=tty, socket=True)
+        return exec_id, sock
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """The exit code of a finished exec, None while it still runs."""
+        with _translate(f"inspecting exec {exec_id[:12]}"):
+            info = self.api.exec_inspect(exec_id)
+        if info.get("Running"):
+            return None
+        code = info.get("ExitCode")
+        return int(code) if code is not None else None
+
+    def exec_resize(self, exec_id: str, width: int, height: int) -> None:
+        with contextlib.suppress(RuntimeFailure), _translate(f"resizing exec {exec_id[:12]}"):
+            self.api.exec_resize(exec_id, height=height, width=width)
+
+    def stats(self, container_id: str) -> dict[str, Any]:
+        """One-shot resource usage of a container.
+
+        `cpu_seconds` is cumulative CPU time; `memory_working_set_bytes` is usage minus
+        inactive file cache (cAdvisor's definition; cgroup v1 `total_inactive_file`, v2
+        `inactive_file`).
+        """
+        with _translate(f"stats of container {container_id[:12]}"):
+            try:
+                raw = self.api.stats(container_id, stream=False, one_shot=True)
+            except docker.errors.InvalidVersion:
+                raw = self.api.stats(container_id, stream=False)
+        cpu = ((raw.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
+        mem = raw.get("memory_stats") or {}
+        usage = int(mem.get("usage") or 0)
+        extra = mem.get("stats") or {}
+        inactive = int(extra.get("total_inactive_file", extra.get("inactive_file", 0)) or 0)
+        return {
+            "cpu_seconds": float(cpu) / 1e9,
+            "memory_usage_bytes": usage,
+            "memory_working_set_bytes": max(0, usage - inactive) if usage else 0,
+            "memory_limit_bytes": int(mem.get("limit") or 0),
+        }

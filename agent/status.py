@@ -17,7 +17,12 @@ Waiting reasons: ``ContainerCreating``, ``PodInitializing`` (app containers behi
 containers), ``CrashLoopBackOff`` (an exited container held back by the restart back-off),
 and the start errors the executor recorded (``ErrImagePull`` on the attempt itself, then
 ``ImagePullBackOff`` while backing off; ``ErrImageNeverPull``; ``CreateContainerError``).
-Readiness is "running" until probes arrive.
+Readiness and ``started`` come from the probes (``health``, per container id, see
+``agent.probes``): a running container is started once its startup probe passed and ready
+while its readiness probe passes (no probes: both as soon as it runs). ``notes`` (per
+container id) adds a message to a terminated state, e.g. why the agent killed it
+("Container c failed liveness probe, will be restarted"); the reason stays what the exit
+says (``Error``/137, ``OOMKilled``), as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from .backoff import Backoff
 from .pods import (
     TERMINAL_PHASES,
+    Health,
     ObservedContainer,
     ObservedPod,
     app_specs,
@@ -63,7 +69,7 @@ def container_id(c: ObservedContainer) -> str:
     return f"docker://{c.id}"
 
 
-def terminated_state(c: ObservedContainer) -> dict[str, Any]:
+def terminated_state(c: ObservedContainer, note: str = "") -> dict[str, Any]:
     if c.failed_start:
         reason = "ContainerCannotRun"
     elif c.oom_killed:
@@ -76,6 +82,8 @@ def terminated_state(c: ObservedContainer) -> dict[str, Any]:
     t: dict[str, Any] = {"exitCode": exit_code, "reason": reason, "containerID": container_id(c)}
     if c.error:
         t["message"] = c.error
+    elif note:
+        t["message"] = note
     if c.started_at:
         t["startedAt"] = rfc3339(c.started_at)
     if c.finished_at:
@@ -109,7 +117,15 @@ def container_status(
     init: bool,
     waiting_reason: str,
     done: bool,
+    health: Mapping[str, Health] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    health = health or {}
+    notes = notes or {}
+
+    def term(c: ObservedContainer) -> dict[str, Any]:
+        return terminated_state(c, notes.get(c.id, ""))
+
     name = spec["name"]
     uid = pod_uid(pod)
     image = str(spec.get("image", ""))
@@ -139,15 +155,16 @@ def container_status(
         cs["state"] = _error_waiting(err, image, remaining, now) if err else _waiting(waiting_reason)
     elif latest.running:
         cs["state"] = {"running": {"startedAt": rfc3339(latest.started_at or latest.created_at)}}
-        cs["ready"] = not init
-        cs["started"] = True
+        h = health.get(latest.id, Health())
+        cs["ready"] = not init and h.ready and h.started
+        cs["started"] = h.started
         if prev is not None and prev.exited:
-            cs["lastState"] = terminated_state(prev)
+            cs["lastState"] = term(prev)
     elif latest.exited:
         if should_restart(policy, latest) and not done:
             if err is not None and err.at >= (latest.finished_at or 0):
                 cs["state"] = _error_waiting(err, image, remaining, now)
-                cs["lastState"] = terminated_state(latest)
+                cs["lastState"] = term(latest)
             elif remaining > 0:
                 delay = int(round(backoff.delay(backoff_key(uid, name))))
                 meta = pod.get("metadata", {})
@@ -156,13 +173,13 @@ def container_status(
                     f"back-off {delay}s restarting failed container={name} "
                     f"pod={meta.get('name')}_{meta.get('namespace')}({uid})",
                 )
-                cs["lastState"] = terminated_state(latest)
+                cs["lastState"] = term(latest)
             else:
-                cs["state"] = terminated_state(latest)
+                cs["state"] = term(latest)
         else:
-            cs["state"] = terminated_state(latest)
+            cs["state"] = term(latest)
             if prev is not None and prev.exited:
-                cs["lastState"] = terminated_state(prev)
+                cs["lastState"] = term(prev)
         if init and latest.succeeded:
             cs["ready"] = True
     else:
@@ -241,6 +258,8 @@ def compute_pod_status(
     *,
     host_ip: str = "",
     start_errors: Mapping[str, StartError] | None = None,
+    health: Mapping[str, Health] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     errors = start_errors or {}
     old_status: dict[str, Any] = dict(pod.get("status") or {})
@@ -251,14 +270,16 @@ def compute_pod_status(
 
     init_statuses = [
         container_status(
-            pod, s, observed, now, backoff, errors, init=True, waiting_reason="PodInitializing", done=done
+            pod, s, observed, now, backoff, errors, init=True, waiting_reason="PodInitializing", done=done,
+            health=health, notes=notes,
         )
         for s in inits
     ]
     app_waiting = "ContainerCreating" if initialized else "PodInitializing"
     statuses = [
         container_status(
-            pod, s, observed, now, backoff, errors, init=False, waiting_reason=app_waiting, done=done
+            pod, s, observed, now, backoff, errors, init=False, waiting_reason=app_waiting, done=done,
+            health=health, notes=notes,
         )
         for s in apps
     ]

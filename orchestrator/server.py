@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from . import logs
+from .api import proxy
 from .api.app import ApiServer
 from .api.auth import Authenticator
 from .api.registry import Registry
@@ -49,7 +50,8 @@ class MasterConfig:
     advertise_address: str | None = None
     kubeconfig_out: Path | None = None
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
-    node_grace_seconds: float = 40.0
+    node_grace_seconds: float = 20.0
+    eviction_timeout_seconds: float = 10.0
     extra_sans: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +88,7 @@ class Master:
         self.registry.create_hooks.setdefault("Node", []).append(pod_cidr_hook(self.registry, cfg.cluster_cidr))
         self.authn = Authenticator(self.pki.admin_token, self.pki.join_token, self.pki.node_secret)
         self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token)
+        self.api.add_routes(proxy.routes(self.api, self.pki))
         recorder = EventRecorder(self.registry, "dockyard-controller-manager")
         self.events = recorder
         self.runner = Runner(
@@ -96,7 +99,7 @@ class Master:
                 Scheduler(self.registry, EventRecorder(self.registry, "default-scheduler")),
                 GarbageCollector(self.registry),
                 NamespaceController(self.registry),
-                NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds),
+                NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds, cfg.eviction_timeout_seconds),
             ],
         )
         self.server: uvicorn.Server | None = None
@@ -177,7 +180,11 @@ def _master_config(args: Any) -> MasterConfig:
         port=port,
         advertise_address=getattr(args, "advertise_address", None),
         kubeconfig_out=Path(os.path.expanduser(kube_out)) if kube_out else config_path(getattr(args, "kubeconfig", None)),
-        node_grace_seconds=float(getattr(args, "node_grace", None) or 40.0),
+        node_grace_seconds=float(getattr(args, "node_grace", None) or 20.0),
+        eviction_timeout_seconds=float(
+            10.0 if getattr(args, "eviction_timeout", None) is None else args.eviction_timeout
+        ),
+        cluster_cidr=getattr(args, "cluster_cidr", None) or DEFAULT_CLUSTER_CIDR,
     )
 
 
@@ -211,11 +218,10 @@ def main_up(args: Any) -> int:
                 log.error("the API server did not start; the local agent is not running")
                 return
             from agent.main import Agent
-
             from agent.runtime import DockerRuntime
 
             try:
-                runtime = DockerRuntime()
+                runtime = DockerRuntime(network=getattr(args, "pod_network", None) or "dockyard-pods")
                 agent = Agent(
                     master.node_client(node_name),
                     node_name,
@@ -224,6 +230,9 @@ def main_up(args: Any) -> int:
                     backoff_base=float(getattr(args, "backoff_base", None) or 10.0),
                     backoff_cap=float(getattr(args, "backoff_cap", None) or 300.0),
                     heartbeat=float(getattr(args, "heartbeat", None) or 5.0),
+                    kubelet_port=getattr(args, "kubelet_port", None),
+                    metrics_port=getattr(args, "metrics_port", None),
+                    data_dir=cfg.data_dir / "agent",
                 )
                 agent.run(stop)
             except Exception:

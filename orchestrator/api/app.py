@@ -5,6 +5,22 @@ One catch-all route parses `/api/v1/...` and `/apis/{group}/{version}/...` into 
 authorizes the request (admins, node identities, bootstrap tokens), and dispatches to the
 registry. Errors leave as `metav1.Status` bodies; watches are newline-delimited JSON
 streams that end when the client goes away or `timeoutSeconds` passes.
+
+What kubectl and the official clients rely on beyond plain REST:
+
+* discovery (`/api`, `/apis`, group versions) and OpenAPI (`/openapi/v2`, `/openapi/v3`,
+  see `openapi.py`); aggregated discovery is not served: the legacy documents answer
+  with `Content-Type: application/json`, and clients fall back to them;
+* content negotiation by `Accept` (see `tables.negotiate`): `as=Table` gives server-side
+  printed tables for list, get and watch, `as=PartialObjectMetadata(List)` metadata only;
+  every other media type (protobuf included) is answered with JSON, never 406;
+* `fieldValidation=Strict` rejects unknown fields with 400 `strict decoding error`,
+  `Warn` drops them and returns `Warning` headers, `Ignore` drops them silently; without
+  the parameter the registry's own strict validation answers 422 Invalid;
+* `dryRun=All` on every write (validated, defaulted, never stored);
+* DELETE on a collection (deletecollection, with label/field selectors);
+* server-side apply (`application/apply-patch+yaml`): a PATCH that creates the object
+  when it is missing and otherwise merges it strategically.
 """
 
 from __future__ import annotations
@@ -20,14 +36,14 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .. import __version__, errors
 from ..errors import ApiError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
-from . import auth, discovery
-from .registry import Registry, dumps
+from . import auth, discovery, openapi, tables
+from .registry import Registry, apply_patch, dumps
 
 log = logging.getLogger("dockyard.api")
 
@@ -80,8 +96,31 @@ def status_response(e: ApiError) -> Response:
     return Response(dumps(e.status()), status_code=e.code or 500, media_type="application/json")
 
 
-def ok(obj: Any, code: int = 200) -> Response:
-    return Response(dumps(obj), status_code=code, media_type="application/json")
+def ok(obj: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
+    resp = Response(dumps(obj), status_code=code, media_type="application/json")
+    for w in warnings or []:
+        resp.headers.append("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return resp
+
+
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_VALIDATION = ("", "Strict", "Warn", "Ignore")
+
+
+def dry_run(request: Request) -> bool:
+    """True for `dryRun=All`; any other value is a 400 as in Kubernetes."""
+    values = request.query_params.getlist("dryRun")
+    for v in values:
+        if v != "All":
+            raise errors.bad_request(f'Invalid dry run value "{v}": supported values: "All"')
+    return bool(values)
+
+
+def strict_decoding_error(kind: Kind, unknown: list[str]) -> ApiError:
+    fields = ", ".join(f'unknown field "{p}"' for p in unknown)
+    return errors.bad_request(
+        f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: strict decoding error: {fields}'
+    )
 
 
 class ApiServer:
@@ -93,7 +132,7 @@ class ApiServer:
         authenticator: auth.Authenticator,
         ca_pem: bytes,
         mint_node_token: Callable[[str], str],
-        extra_routes: list[Route] | None = None,
+        extra_routes: list[BaseRoute] | None = None,
     ) -> None:
         self.registry = registry
         self.authn = authenticator
@@ -102,6 +141,7 @@ class ApiServer:
         self.request_hooks: list[Callable[[str, str, int, float], None]] = []
         routes = [
             Route("/version", self.version),
+            Route("/version/", self.version),
             Route("/healthz", self.health),
             Route("/readyz", self.health),
             Route("/livez", self.health),
@@ -110,6 +150,10 @@ class ApiServer:
             Route("/{path:path}", self.dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         self.app = Starlette(routes=routes)
+
+    def add_routes(self, routes: list[BaseRoute]) -> None:
+        """Serve more specific routes (e.g. pods/log, pods/exec) ahead of the catch-all."""
+        self.app.router.routes[-1:-1] = routes
 
     # -- unauthenticated endpoints ------------------------------------------------------
 
@@ -165,6 +209,8 @@ class ApiServer:
             doc = self._discovery(path)
             if doc is not None:
                 return ok(doc)
+            if path == "/openapi" or path.startswith("/openapi/"):
+                return self._openapi(path, request.headers.get("accept", ""))
         if path == f"/apis/{DOCKYARD_GROUP}/v1/{NODE_CREDENTIALS}":
             return await self._node_credentials(request, user)
         target = parse_path(path)
@@ -172,7 +218,9 @@ class ApiServer:
         bound_node = None
         if user.node_name is not None and target.kind.kind == "Pod" and target.name and target.namespace:
             pod = self.registry.try_get(target.kind, target.namespace, target.name)
-            bound_node = pod.get("spec", {}).get("nodeName") if pod else None
+            if pod is None:
+                raise errors.not_found(target.kind.resource, target.name)
+            bound_node = pod.get("spec", {}).get("nodeName")
         name = target.name
         if verb == "create" and not name:
             body = await self._body(request)
@@ -204,12 +252,32 @@ class ApiServer:
         return None
 
     @staticmethod
+    def _openapi(path: str, accept: str) -> Response:
+        if path == "/openapi/v2":
+            if "protobuf" in accept:
+                return Response(openapi.V2_PROTOBUF, media_type=openapi.V2_PROTOBUF_MEDIA)
+            return Response(openapi.v2_document(), media_type="application/json")
+        if path == "/openapi/v3":
+            return ok(openapi.v3_index())
+        seg = [s for s in path.split("/") if s][2:]
+        doc = None
+        if len(seg) == 2 and seg[0] == "api":
+            doc = openapi.v3_document("", seg[1])
+        elif len(seg) == 3 and seg[0] == "apis":
+            doc = openapi.v3_document(seg[1], seg[2])
+        if doc is None:
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        return Response(doc, media_type="application/json")
+
+    @staticmethod
     def _verb(request: Request, target: Target) -> str:
         m = request.method
         if m == "GET":
             if target.name:
                 return "get"
             return "watch" if request.query_params.get("watch") in ("true", "1") else "list"
+        if m == "DELETE" and not target.name:
+            return "deletecollection"
         return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[m]
 
     async def _body(self, request: Request) -> Any:
@@ -217,6 +285,10 @@ class ApiServer:
         if not raw:
             return None
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if "protobuf" in ctype:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format: {ctype}; this server accepts "
+                           "JSON and YAML bodies (use `kubectl apply -f` rather than `kubectl create <kind>`)")
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(raw)
@@ -228,21 +300,27 @@ class ApiServer:
         reg = self.registry
         q = request.query_params
         kind = t.kind
+        wanted = tables.negotiate(request.headers.get("accept"))
+        include = q.get("includeObject") or "Metadata"
+        if include not in tables.INCLUDE_OBJECT:
+            raise errors.bad_request(f"includeObject must be one of {', '.join(tables.INCLUDE_OBJECT)}")
         if verb == "watch" or (verb == "list" and q.get("watch") in ("true", "1")):
-            return self._watch_response(request, t)
+            return self._watch_response(request, t, wanted, include)
         if verb == "list":
-            return ok(reg.list(kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector")))
+            out = reg.list(kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+            return ok(self._present_list(kind, out, wanted, include))
         if t.subresource == "scale":
             if verb == "get":
                 return ok(reg.get_scale(kind, t.namespace or "", t.name or ""))
             body = await self._body(request)
             if verb == "patch":
-                from .registry import apply_patch
-
                 current = reg.get_scale(kind, t.namespace or "", t.name or "")
                 body = apply_patch(kind, current, body, request.headers.get("content-type", ""))
             if not isinstance(body, dict):
                 raise errors.bad_request("a Scale object is required")
+            if dry_run(request):
+                current = reg.get_scale(kind, t.namespace or "", t.name or "")
+                return ok({**current, "spec": {**current["spec"], **(body.get("spec") or {})}})
             return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body))
         if t.subresource == "binding":
             body = await self._body(request) or {}
@@ -254,40 +332,117 @@ class ApiServer:
         if t.subresource in ("log", "exec"):
             raise ApiError(501, "NotImplemented", f"pods/{t.subresource} is not served by this master yet")
         if verb == "get":
-            return ok(reg.get(kind, t.namespace, t.name or ""))
+            return ok(self._present_object(kind, reg.get(kind, t.namespace, t.name or ""), wanted, include))
         if verb == "create":
             if t.name:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource is not allowed")
             body = await self._body(request)
-            return ok(reg.create(kind, t.namespace, body), 201)
+            warnings = self._field_validation(request, kind, body)
+            return ok(reg.create(kind, t.namespace, body, dry_run=dry_run(request)), 201, warnings)
         if verb == "update":
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise errors.bad_request("the request body must be a JSON object")
-            return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource))
+            warnings = self._field_validation(request, kind, body)
+            return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource, dry_run=dry_run(request)),
+                      200, warnings)
         if verb == "patch":
-            body = await self._body(request)
-            ctype = request.headers.get("content-type", "application/merge-patch+json")
-            return ok(reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource))
-        if verb == "delete":
-            body = await self._body(request) or {}
-            grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
-            propagation = q.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
-            if body.get("orphanDependents") is True:
-                propagation = "Orphan"
-            pre = body.get("preconditions") or {}
-            if not t.name:
-                raise ApiError(405, "MethodNotAllowed", "delete a collection by listing and deleting each object")
-            try:
-                grace_i = int(grace) if grace is not None else None
-            except ValueError:
-                raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
-            out = reg.delete(kind, t.namespace, t.name, grace_i, propagation, pre.get("uid"),
-                             pre.get("resourceVersion"))
-            return ok(out)
+            return await self._patch(request, t)
+        if verb in ("delete", "deletecollection"):
+            return await self._delete(request, t)
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed here")
 
-    def _watch_response(self, request: Request, t: Target) -> Response:
+    @staticmethod
+    def _present_object(kind: Kind, obj: dict[str, Any], wanted: tables.Wanted, include: str) -> dict[str, Any]:
+        if wanted.table:
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            return tables.table(kind, [obj], rv, include, version=wanted.version)
+        if wanted.partial:
+            return tables.partial_metadata(obj, wanted.version)
+        return obj
+
+    @staticmethod
+    def _present_list(kind: Kind, out: dict[str, Any], wanted: tables.Wanted, include: str) -> dict[str, Any]:
+        rv = (out.get("metadata") or {}).get("resourceVersion")
+        if wanted.table:
+            return tables.table(kind, out["items"], rv, include, version=wanted.version)
+        if wanted.partial:
+            return tables.partial_list(out["items"], rv, wanted.version)
+        return out
+
+    @staticmethod
+    def _field_validation(request: Request, kind: Kind, body: Any) -> list[str]:
+        """Apply `fieldValidation` to a request body; returns the warnings to send back."""
+        mode = request.query_params.get("fieldValidation", "")
+        if mode not in FIELD_VALIDATION:
+            raise errors.bad_request(
+                f'fieldValidation must be one of "Strict", "Warn" or "Ignore", not "{mode}"')
+        if not mode or not isinstance(body, dict):
+            return []
+        if mode == "Strict":
+            unknown = openapi.unknown_paths(kind.kind, body)
+            if unknown:
+                raise strict_decoding_error(kind, unknown)
+            return []
+        removed = openapi.prune_unknown(kind.kind, body)
+        return [f'unknown field "{p}"' for p in removed] if mode == "Warn" else []
+
+    async def _patch(self, request: Request, t: Target) -> Response:
+        reg = self.registry
+        kind = t.kind
+        body = await self._body(request)
+        ctype = request.headers.get("content-type", "application/merge-patch+json")
+        warnings = self._field_validation(request, kind, body)
+        dry = dry_run(request)
+        if ctype.split(";")[0].strip() == APPLY_PATCH and not t.subresource:
+            if not isinstance(body, dict):
+                raise errors.bad_request("an apply patch must be an object")
+            meta = body.setdefault("metadata", {})
+            if meta.get("name") not in (None, t.name):
+                raise errors.bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({t.name})")
+            if reg.try_get(kind, t.namespace, t.name or "") is None:
+                meta["name"] = t.name
+                try:
+                    return ok(reg.create(kind, t.namespace, body, dry_run=dry), 201, warnings)
+                except ApiError as e:
+                    if e.reason != "AlreadyExists":
+                        raise  # else created concurrently: merge into it below
+        return ok(reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource, dry_run=dry), 200, warnings)
+
+    async def _delete(self, request: Request, t: Target) -> Response:
+        reg = self.registry
+        q = request.query_params
+        body = await self._body(request) or {}
+        if not isinstance(body, dict):
+            raise errors.bad_request("DeleteOptions must be an object")
+        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        propagation = q.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
+        if body.get("orphanDependents") is True:
+            propagation = "Orphan"
+        pre = body.get("preconditions") or {}
+        dry = dry_run(request) or "All" in (body.get("dryRun") or [])
+        try:
+            grace_i = int(grace) if grace is not None else None
+        except ValueError:
+            raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
+        if t.name:
+            return ok(reg.delete(t.kind, t.namespace, t.name, grace_i, propagation, pre.get("uid"),
+                                 pre.get("resourceVersion"), dry_run=dry))
+        listed = reg.list(t.kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        deleted = []
+        for obj in listed["items"]:
+            meta = obj["metadata"]
+            try:
+                deleted.append(reg.delete(t.kind, meta.get("namespace"), meta["name"], grace_i, propagation,
+                                          dry_run=dry))
+            except ApiError as e:
+                if e.reason != "NotFound":
+                    raise
+        return ok({**listed, "items": deleted})
+
+    def _watch_response(self, request: Request, t: Target, wanted: tables.Wanted | None = None,
+                        include: str = "Metadata") -> Response:
         q = request.query_params
         timeout = None
         if q.get("timeoutSeconds"):
@@ -307,11 +462,31 @@ class ApiServer:
             timeout,
             q.get("allowWatchBookmarks") in ("true", "1"),
         )
+        kind = t.kind
+        want = wanted or tables.Wanted()
+
+        def present(ev: dict[str, Any], first: bool) -> dict[str, Any]:
+            obj = ev.get("object") or {}
+            if ev.get("type") == "ERROR" or not (want.table or want.partial):
+                return ev
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if want.partial:
+                return {**ev, "object": tables.partial_metadata(obj, want.version)}
+            if ev.get("type") == "BOOKMARK":
+                return {**ev, "object": tables.table(kind, [], rv, include, version=want.version,
+                                                     column_definitions=False)}
+            # column definitions go with the first event only; clients reuse them
+            return {**ev, "object": tables.table(kind, [obj], rv, include, version=want.version,
+                                                 column_definitions=first)}
 
         async def stream() -> AsyncIterator[bytes]:
+            first = True
             try:
                 async for ev in events:
-                    yield dumps(ev) + b"\n"
+                    out = present(ev, first)
+                    if ev.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        first = False
+                    yield dumps(out) + b"\n"
             except ApiError as e:
                 yield dumps({"type": "ERROR", "object": e.status()}) + b"\n"
 

@@ -105,6 +105,14 @@ class Registry:
         value = copy.deepcopy(obj)
         value.get("metadata", {}).pop("resourceVersion", None)
         value.get("metadata", {}).pop("selfLink", None)
+        # Go clients serialize empty metadata fields as null (`creationTimestamp: null` in
+        # every pod template kubectl sends); the API server drops them when decoding
+        spec = value.get("spec")
+        template = spec.get("template") if isinstance(spec, dict) else None
+        for meta in (value.get("metadata"), template.get("metadata") if isinstance(template, dict) else None):
+            if isinstance(meta, dict):
+                for key in [k for k, v in meta.items() if v is None]:
+                    del meta[key]
         return value
 
     def _ns(self, kind: Kind, namespace: str | None) -> str | None:
@@ -182,7 +190,7 @@ class Registry:
 
     # -- writes -------------------------------------------------------------------------
 
-    def create(self, kind: Kind, namespace: str | None, body: Obj) -> Obj:
+    def create(self, kind: Kind, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
         self._check_type(kind, body)
         obj = self._strip(body)
         meta = obj.setdefault("metadata", {})
@@ -212,6 +220,10 @@ class Registry:
         meta["generation"] = 1
         if kind.kind == "Secret":
             _fold_string_data(obj)
+        if dry_run:
+            if self.store.get(kind.key(ns, meta["name"])) is not None:
+                raise errors.already_exists(kind.resource, meta["name"], kind.group)
+            return obj
         try:
             kv = self.store.create(kind.key(ns, meta["name"]), obj)
         except KeyExists:
@@ -227,6 +239,7 @@ class Registry:
         subresource: str = "",
         *,
         require_rv: bool = False,
+        dry_run: bool = False,
     ) -> Obj:
         self._check_type(kind, body)
         meta_in = body.get("metadata") or {}
@@ -242,7 +255,7 @@ class Registry:
         elif require_rv:
             raise errors.conflict(kind.resource, name, kind.group)
         new = self._merge_update(kind, kv.value, self._strip(body), subresource)
-        return self._write(kind, kv, new)
+        return self._write(kind, kv, new, dry_run)
 
     def _merge_update(self, kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
         """Build the stored object of an update from the old one and the request body."""
@@ -274,9 +287,11 @@ class Registry:
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return merged
 
-    def _write(self, kind: Kind, kv: KV, new: Obj) -> Obj:
+    def _write(self, kind: Kind, kv: KV, new: Obj, dry_run: bool = False) -> Obj:
         self._validate(kind, new, kv.value)
         meta = new.get("metadata", {})
+        if dry_run:
+            return self._with_rv(KV(kv.key, new, kv.mod_revision, kv.create_revision))
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _waits_for_node(kind, new):
             return self._delete_kv(kind, kv)
         if new == kv.value:
@@ -297,6 +312,8 @@ class Registry:
         body: Any,
         content_type: str,
         subresource: str = "",
+        *,
+        dry_run: bool = False,
     ) -> Obj:
         for _attempt in range(8):
             kv = self._kv(kind, namespace, name)
@@ -309,7 +326,7 @@ class Registry:
                 raise errors.conflict(kind.resource, name, kind.group)
             new = self._merge_update(kind, kv.value, self._strip(patched), subresource)
             try:
-                return self._write(kind, kv, new)
+                return self._write(kind, kv, new, dry_run)
             except ApiError as e:
                 if e.reason == "Conflict" and rv in (None, ""):
                     continue
@@ -325,6 +342,8 @@ class Registry:
         propagation: str = "Background",
         precondition_uid: str | None = None,
         precondition_rv: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Obj:
         for _attempt in range(8):
             kv = self._kv(kind, namespace, name)
@@ -335,6 +354,8 @@ class Registry:
             if precondition_rv and str(kv.mod_revision) != str(precondition_rv):
                 raise errors.conflict(kind.resource, name, kind.group)
             graceful = self._graceful_seconds(kind, obj, grace_period)
+            if dry_run:
+                return self._with_rv(kv)
             if graceful is None and not meta.get("finalizers") and kind.kind != "Namespace":
                 if propagation == "Orphan":
                     self._orphan_dependents(meta)
@@ -613,7 +634,8 @@ def apply_patch(kind: Kind, current: Obj, body: Any, content_type: str) -> Any:
         if ct == "application/strategic-merge-patch+json":
             return patch.strategic_merge_patch(current, body, kind.kind)
         if ct == "application/apply-patch+yaml":
-            return patch.json_merge_patch(current, body)
+            # server-side apply without field ownership: merged like `kubectl apply`'s patches
+            return patch.strategic_merge_patch(current, body, kind.kind)
     except ValueError as e:
         raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
     raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ct}")

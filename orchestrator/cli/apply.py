@@ -12,7 +12,9 @@ annotation, and the next apply sends a three-way JSON merge patch computed from
 Fields the user dropped since the last apply are set to null; fields whose new value
 differs from the live one are set; everything else is left alone, so fields owned by
 controllers or other clients survive. Maps merge recursively; lists are replaced whole
-(JSON merge patch has no list merging). `compute_apply_patch` is pure and table-tested.
+(JSON merge patch has no list merging), and since the server adds defaults inside list
+items, a list counts as changed only when it differs from the last-applied one or the live
+list no longer contains what it says. `compute_apply_patch` is pure and table-tested.
 
 All manifests are loaded and checked before any request is made (see `manifests`). A
 server error on one object is reported and the others are still processed; the exit code
@@ -41,6 +43,15 @@ SCALABLE = ("deployments", "replicasets")
 # -- three-way merge patch ---------------------------------------------------------------
 
 
+def covered(want: Any, have: Any) -> bool:
+    """Whether `have` says everything `want` says (it may add fields, e.g. server defaults)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and covered(v, have[k]) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(map(covered, want, have))
+    return bool(want == have)
+
+
 def _merge_diff(last: dict[str, Any], new: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
     patch: dict[str, Any] = {}
     for key in last:
@@ -53,6 +64,12 @@ def _merge_diff(last: dict[str, Any], new: dict[str, Any], live: dict[str, Any])
             sub = _merge_diff(last_value if isinstance(last_value, dict) else {}, value, live_value)
             if sub:
                 patch[key] = sub
+        elif isinstance(value, list) and key in live:
+            # Lists are replaced whole. The server fills defaults into list items
+            # (ports[].protocol, …), so a list is sent only when the user changed it since
+            # the last apply, or when the live list no longer holds what the user gave.
+            if value != last.get(key) or not covered(value, live_value):
+                patch[key] = copy.deepcopy(value)
         elif key not in live or value != live_value:
             if value is None and key not in live:
                 continue  # deleting what is not there

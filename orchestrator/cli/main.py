@@ -101,9 +101,20 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise-address", metavar="IP", help="address nodes and clients use to reach the API")
     p.add_argument("--write-kubeconfig", metavar="PATH",
                    help="where to write the admin kubeconfig (default the client config path)")
+    p.add_argument("--cluster-cidr", metavar="CIDR", help="range node pod CIDRs are carved from")
+    p.add_argument("--node-grace", type=seconds, metavar="S",
+                   help="how long a node may miss heartbeats before it is NotReady")
+
+
+def _port_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubelet-port", type=int, default=None, metavar="PORT",
+                   help="agent HTTPS port for logs and exec (default 10250)")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="agent plain-HTTP port for /metrics (default 10249)")
 
 
 def _backoff_options(p: argparse.ArgumentParser) -> None:
+    _port_options(p)
     p.add_argument("--backoff-base", type=seconds, default=DEFAULT_BACKOFF_BASE, metavar="S",
                    help=f"first container restart delay (default {DEFAULT_BACKOFF_BASE:g}s)")
     p.add_argument("--backoff-cap", type=seconds, default=DEFAULT_BACKOFF_CAP, metavar="S",
@@ -132,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(p)
     p.add_argument("--node-name", metavar="N", help="name of the local node (default the host name)")
     p.add_argument("--no-agent", action="store_true", help="do not run the local agent")
+    p.add_argument("--pod-network", metavar="NAME", help="Docker network for the local node's pods")
     _backoff_options(p)
 
     p = add("master", "orchestrator.server:main_master", "run the master (API, controllers, scheduler)")
@@ -146,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-ip", metavar="IP", help="address other nodes reach this one at")
     p.add_argument("--docker-url", metavar="URL", default=None,
                    help="Docker engine URL (default: from the environment)")
+    p.add_argument("--pod-network", metavar="NAME", help="Docker network for this node's pods")
     _backoff_options(p)
 
     # objects
@@ -184,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("scale", "orchestrator.cli.apply:cmd_scale", "set the replica count of deployments or replicasets")
     p.add_argument("targets", nargs="+", metavar="KIND/NAME | KIND NAME")
     p.add_argument("--replicas", type=non_negative_int, required=True, metavar="N")
+
+    # pods at work, and fleets
+    from . import cluster, exec, logs, top
+
+    for module in (logs, exec, top, cluster):
+        module.register(sub)
 
     # client config and version
     p = add("config", "", "read and switch contexts in the client config")

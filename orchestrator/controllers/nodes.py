@@ -1,25 +1,55 @@
-"""Node lifecycle: pod CIDR allocation and heartbeat timeouts.
+"""Node lifecycle: pod CIDR allocation, heartbeat timeouts, NoExecute taints and eviction.
 
 * Every new Node gets `spec.podCIDR` (and `podCIDRs`), the lowest free /24 of the cluster
   pod network (default 10.42.0.0/16), assigned as the Node is created so that two nodes
   can never get the same range.
-* A Node whose agent has not renewed its Ready heartbeat for `grace` seconds gets
-  Ready=Unknown (reason NodeStatusUnknown), so the scheduler stops placing pods on it.
+* A Node whose agent has not renewed its Ready heartbeat for `grace` seconds (default 20 s)
+  gets Ready=Unknown (reason NodeStatusUnknown), so the scheduler stops placing pods on it,
+  and the taint `node.kubernetes.io/unreachable:NoExecute`. A Node whose agent reports
+  Ready=False (its container runtime is down) gets `node.kubernetes.io/not-ready:NoExecute`.
+  When the heartbeat comes back with Ready=True both taints are removed.
+* Pods bound to a node with a NoExecute taint are evicted once their toleration runs out:
+  a pod that does not tolerate the taint at all gets the cluster-wide default toleration
+  (`eviction_timeout`, default 10 s) for the not-ready/unreachable taints (what Kubernetes'
+  DefaultTolerationSeconds admission adds, with 300 s there) and is evicted at once for any
+  other NoExecute taint; a toleration with `tolerationSeconds` is honoured from the taint's
+  `timeAdded`; a toleration without it keeps the pod forever. Eviction deletes the pod with
+  grace 0: the agent is unreachable, so nobody would finish a graceful delete. The
+  ReplicaSet then creates a replacement, and the scheduler places it on a Ready node. When
+  the node returns, its agent removes the containers of pods it no longer knows (orphans).
+
+The decisions are pure functions of the Node, its pods and an injected clock
+(`compute_node_health`, `compute_taints`, `compute_evictions`), so they are unit-tested
+table-driven; `NodeLifecycleController.sync` only reads, calls them and writes.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..api.registry import Registry, parse_time, rfc3339
+from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..scheduler.core import toleration_tolerates
 from .events import EventRecorder
 from .runner import Controller
 
+log = logging.getLogger("dockyard.controllers.nodes")
+
 NODE = by_kind("v1", "Node")
+POD = by_kind("v1", "Pod")
+
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+HEALTH_TAINTS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
+DEFAULT_NODE_GRACE = 20.0
+DEFAULT_EVICTION_TIMEOUT = 10.0
 
 
 def allocate_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> str:
@@ -43,15 +73,131 @@ def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, 
     return hook
 
 
+# -- pure decisions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """What the controller concludes about one Node at one instant."""
+
+    ready: str  # "True" | "False" | "Unknown" after this decision
+    mark_unknown: bool  # the Ready condition must be rewritten to Unknown now
+    taint: str | None  # the health taint key the node should carry, or None
+
+
+def _ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond
+    return None
+
+
+def compute_node_health(node: dict[str, Any], now: datetime, grace: timedelta) -> NodeHealth:
+    cond = _ready_condition(node)
+    if cond is None:
+        # Registered but never reported: not schedulable, but nothing to evict from yet.
+        return NodeHealth("Unknown", False, None)
+    status = cond.get("status") or "Unknown"
+    beat = cond.get("lastHeartbeatTime")
+    stale = beat is not None and now - parse_time(beat) > grace
+    if status == "Unknown":
+        return NodeHealth("Unknown", False, TAINT_UNREACHABLE)
+    if stale:
+        return NodeHealth("Unknown", True, TAINT_UNREACHABLE)
+    if status == "False":
+        return NodeHealth("False", False, TAINT_NOT_READY)
+    return NodeHealth("True", False, None)
+
+
+def compute_taints(taints: list[dict[str, Any]], want: str | None, now: datetime) -> list[dict[str, Any]] | None:
+    """The node's new taint list for the wanted health taint, or None when nothing changes.
+
+    Other taints are kept as they are; an existing wanted taint keeps its `timeAdded`.
+    """
+    kept = [t for t in taints if t.get("key") not in HEALTH_TAINTS or t.get("effect") != "NoExecute"]
+    present = [t for t in taints if t.get("key") == want and t.get("effect") == "NoExecute"]
+    others_health = [t for t in taints if t.get("key") in HEALTH_TAINTS and t.get("key") != want
+                     and t.get("effect") == "NoExecute"]
+    if want is None and not others_health:
+        return None
+    if want is not None and present and not others_health:
+        return None
+    new = list(kept)
+    if want is not None:
+        new.append(present[0] if present else {"key": want, "effect": "NoExecute", "timeAdded": rfc3339(now)})
+    return new
+
+
+@dataclass
+class EvictionPlan:
+    evict: list[dict[str, Any]] = field(default_factory=list)  # pods to delete now
+    next_check: datetime | None = None  # earliest future instant another pod becomes due
+
+
+def eviction_deadline(
+    pod: dict[str, Any], taint: dict[str, Any], default_seconds: float, fallback_added: datetime
+) -> datetime | None:
+    """When `taint` evicts `pod` (None: never)."""
+    added = parse_time(taint["timeAdded"]) if taint.get("timeAdded") else fallback_added
+    tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or []
+                   if toleration_tolerates(t, taint)]
+    if not tolerations:
+        if taint.get("key") in HEALTH_TAINTS:
+            return added + timedelta(seconds=default_seconds)
+        return added
+    limits = [t.get("tolerationSeconds") for t in tolerations]
+    if any(s is None for s in limits):
+        return None
+    return added + timedelta(seconds=max(0, min(int(s) for s in limits if s is not None)))
+
+
+def compute_evictions(
+    pods: Iterable[dict[str, Any]],
+    taints: list[dict[str, Any]],
+    now: datetime,
+    default_seconds: float = DEFAULT_EVICTION_TIMEOUT,
+) -> EvictionPlan:
+    """Which pods on a node with these taints are due for eviction at `now`."""
+    plan = EvictionPlan()
+    no_execute = [t for t in taints if t.get("effect") == "NoExecute"]
+    if not no_execute:
+        return plan
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp") and (pod.get("metadata") or {}).get(
+            "deletionGracePeriodSeconds"
+        ) == 0:
+            continue
+        deadlines = [eviction_deadline(pod, t, default_seconds, now) for t in no_execute]
+        due = [d for d in deadlines if d is not None]
+        if not due:
+            continue
+        first = min(due)
+        if first <= now:
+            plan.evict.append(pod)
+        elif plan.next_check is None or first < plan.next_check:
+            plan.next_check = first
+    return plan
+
+
+# -- the controller -------------------------------------------------------------------------
+
+
 class NodeLifecycleController(Controller):
     name = "node-lifecycle"
     watches = (NODE,)
-    resync_seconds = 2.0
+    resync_seconds = 1.0
 
-    def __init__(self, registry: Registry, recorder: EventRecorder, grace_seconds: float = 40.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        recorder: EventRecorder,
+        grace_seconds: float = DEFAULT_NODE_GRACE,
+        eviction_timeout: float = DEFAULT_EVICTION_TIMEOUT,
+    ) -> None:
         super().__init__(registry)
         self.events = recorder
         self.grace = timedelta(seconds=grace_seconds)
+        self.eviction_timeout = eviction_timeout
 
     def all_keys(self) -> Iterable[str]:
         return [n["metadata"]["name"] for n in self.registry.items(NODE)]
@@ -61,15 +207,41 @@ class NodeLifecycleController(Controller):
         if node is None:
             return
         now = self.registry.clock()
-        for cond in node.get("status", {}).get("conditions") or []:
-            if cond.get("type") != "Ready" or cond.get("status") == "Unknown":
-                continue
-            beat = cond.get("lastHeartbeatTime")
-            if beat and now - parse_time(beat) > self.grace:
-                cond["status"] = "Unknown"
-                cond["reason"] = "NodeStatusUnknown"
-                cond["message"] = "Dockyard agent stopped posting node status."
-                cond["lastTransitionTime"] = rfc3339(now)
-                self.registry.update(NODE, None, key, node, "status")
-                self.events.record(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
+        health = compute_node_health(node, now, self.grace)
+        if health.mark_unknown:
+            node = copy.deepcopy(node)
+            cond = _ready_condition(node)
+            assert cond is not None
+            cond["status"] = "Unknown"
+            cond["reason"] = "NodeStatusUnknown"
+            cond["message"] = "Dockyard agent stopped posting node status."
+            cond["lastTransitionTime"] = rfc3339(now)
+            node = self.registry.update(NODE, None, key, node, "status")
+            self.events.record(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
+        taints = list((node.get("spec") or {}).get("taints") or [])
+        new_taints = compute_taints(taints, health.taint, now)
+        if new_taints is not None:
+            node = copy.deepcopy(node)
+            node.setdefault("spec", {})["taints"] = new_taints
+            node = self.registry.update(NODE, None, key, node)
+            taints = new_taints
+            if health.taint is None:
+                self.events.record(node, "Normal", "NodeReady", f"Node {key} is Ready again; taints removed")
+            else:
+                self.events.record(node, "Warning", "NodeTainted", f"Node {key} tainted {health.taint}:NoExecute")
+        if not any(t.get("effect") == "NoExecute" for t in taints):
             return
+        pods = [p for p in self.registry.items(POD) if (p.get("spec") or {}).get("nodeName") == key]
+        plan = compute_evictions(pods, taints, now, self.eviction_timeout)
+        for pod in plan.evict:
+            meta = pod["metadata"]
+            try:
+                self.registry.delete(POD, meta.get("namespace"), meta["name"], grace_period=0,
+                                     precondition_uid=meta.get("uid"))
+            except ApiError as e:
+                if e.code not in (404, 409):
+                    raise
+                continue
+            log.info("evicted pod %s/%s from node %s", meta.get("namespace"), meta["name"], key)
+            self.events.record(pod, "Normal", "TaintManagerEviction",
+                               f"Marking for deletion Pod {meta.get('namespace')}/{meta['name']}")

@@ -7,6 +7,7 @@ another cluster's containers on the same Docker engine. Helpers poll with deadli
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -45,13 +46,14 @@ def wait_for(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, 
 
 
 class Cluster:
-    def __init__(self, base: Path, cluster_cidr: str = "10.201.0.0/16", extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, base: Path, cluster_cidr: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.base = base
         self.data_dir = base / "data"
         self.kubeconfig = base / "kubeconfig"
         self.port = free_port()
         self.node_name = f"dy-test-{uuid.uuid4().hex[:6]}"
-        self.cluster_cidr = cluster_cidr
+        # a pod network of its own, so clusters sharing one Docker engine never overlap
+        self.cluster_cidr = cluster_cidr or f"10.{random.randint(150, 199)}.0.0/16"
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = base / "dockyard.log"
@@ -78,6 +80,7 @@ class Cluster:
                 "--write-kubeconfig", str(self.kubeconfig),
                 "--cluster-cidr", self.cluster_cidr,
                 "--heartbeat", "1",
+                "--pod-network", f"dy-{self.node_name}",
                 *self.extra_args,
             ],
             stdout=log,

@@ -113,7 +113,10 @@ def workload(kind: str, **spec: object) -> dict:
         "kind": kind,
         "metadata": {"name": "w"},
         "spec": {
-            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
             **spec,
         },
     }
@@ -134,7 +137,10 @@ def test_deployment_defaults() -> None:
     apply_defaults("Deployment", d)
     spec = d["spec"]
     assert spec["replicas"] == 0
-    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
     assert spec["revisionHistoryLimit"] == 10
     assert spec["progressDeadlineSeconds"] == 600
     assert "minReadySeconds" not in spec
@@ -153,7 +159,11 @@ def test_deployment_recreate_gets_no_rolling_update() -> None:
     [
         ("Namespace", {"metadata": {"name": "n"}}, lambda o: o["status"]["phase"] == "Active"),
         ("Secret", {"metadata": {"name": "s"}}, lambda o: o["type"] == "Opaque"),
-        ("Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/tls"}, lambda o: o["type"] == "kubernetes.io/tls"),
+        (
+            "Secret",
+            {"metadata": {"name": "s"}, "type": "kubernetes.io/tls"},
+            lambda o: o["type"] == "kubernetes.io/tls",
+        ),
         ("ConfigMap", {"metadata": {"name": "c"}}, lambda o: o == {"metadata": {"name": "c"}}),
         ("Node", {"metadata": {"name": "n"}}, lambda o: o == {"metadata": {"name": "n"}}),
         ("Unknown", {"x": 1}, lambda o: o == {"x": 1}),

@@ -45,7 +45,11 @@ def test_json_merge_patch(target: Any, patch: Any, result: Any) -> None:
     "target, ops, result",
     [
         ({"foo": "bar"}, [{"op": "add", "path": "/baz", "value": "qux"}], {"foo": "bar", "baz": "qux"}),
-        ({"foo": ["bar", "baz"]}, [{"op": "add", "path": "/foo/1", "value": "qux"}], {"foo": ["bar", "qux", "baz"]}),
+        (
+            {"foo": ["bar", "baz"]},
+            [{"op": "add", "path": "/foo/1", "value": "qux"}],
+            {"foo": ["bar", "qux", "baz"]},
+        ),
         ({"foo": [1]}, [{"op": "add", "path": "/foo/-", "value": 2}], {"foo": [1, 2]}),
         ({"baz": "qux", "foo": "bar"}, [{"op": "remove", "path": "/baz"}], {"foo": "bar"}),
         ({"foo": ["bar", "qux", "baz"]}, [{"op": "remove", "path": "/foo/1"}], {"foo": ["bar", "baz"]}),
@@ -55,20 +59,30 @@ def test_json_merge_patch(target: Any, patch: Any, result: Any) -> None:
             [{"op": "move", "from": "/foo/waldo", "path": "/qux/thud"}],
             {"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}},
         ),
-        ({"foo": ["all", "grass", "cows", "eat"]}, [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
-         {"foo": ["all", "cows", "eat", "grass"]}),
+        (
+            {"foo": ["all", "grass", "cows", "eat"]},
+            [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
+            {"foo": ["all", "cows", "eat", "grass"]},
+        ),
         ({"a": {"b": 1}}, [{"op": "copy", "from": "/a", "path": "/c"}], {"a": {"b": 1}, "c": {"b": 1}}),
-        ({"baz": "qux", "foo": ["a", 2, "c"]},
-         [{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}],
-         {"baz": "qux", "foo": ["a", 2, "c"]}),
-        ({"/": 9, "~1": 10}, [{"op": "replace", "path": "/~01", "value": 11}, {"op": "remove", "path": "/~1"}],
-         {"~1": 11}),
+        (
+            {"baz": "qux", "foo": ["a", 2, "c"]},
+            [{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}],
+            {"baz": "qux", "foo": ["a", 2, "c"]},
+        ),
+        (
+            {"/": 9, "~1": 10},
+            [{"op": "replace", "path": "/~01", "value": 11}, {"op": "remove", "path": "/~1"}],
+            {"~1": 11},
+        ),
         ({"a": 1}, [{"op": "replace", "path": "", "value": [1]}], [1]),
         ({"a": 1}, [{"op": "add", "path": "", "value": {"b": 2}}], {"b": 2}),
         ({"foo": 1}, [{"op": "add", "path": "/foo", "value": 2}], {"foo": 2}),
-        ({"metadata": {"labels": {"app": "x"}}},
-         [{"op": "add", "path": "/metadata/labels/example.com~1tier", "value": "db"}],
-         {"metadata": {"labels": {"app": "x", "example.com/tier": "db"}}}),
+        (
+            {"metadata": {"labels": {"app": "x"}}},
+            [{"op": "add", "path": "/metadata/labels/example.com~1tier", "value": "db"}],
+            {"metadata": {"labels": {"app": "x", "example.com/tier": "db"}}},
+        ),
     ],
 )
 def test_json_patch(target: Any, ops: list, result: Any) -> None:
@@ -116,13 +130,23 @@ def test_json_patch_is_all_or_nothing() -> None:
 
 
 def pod(containers: list, **spec: Any) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers, **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": containers, **spec},
+    }
 
 
 BASE = pod(
     [
-        {"name": "a", "image": "a:1", "ports": [{"containerPort": 80}, {"containerPort": 81}],
-         "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}], "args": ["--one"]},
+        {
+            "name": "a",
+            "image": "a:1",
+            "ports": [{"containerPort": 80}, {"containerPort": 81}],
+            "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+            "args": ["--one"],
+        },
         {"name": "b", "image": "b:1"},
     ],
     tolerations=[{"key": "k", "operator": "Exists"}],
@@ -147,23 +171,58 @@ CASES: list[tuple[str, dict, dict, Any]] = [
     (
         "ports merge by containerPort",
         BASE,
-        {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 81, "name": "metrics"}, {"containerPort": 82}]}]}},
-        lambda r: r["spec"]["containers"][0]["ports"]
-        == [{"containerPort": 80}, {"containerPort": 81, "name": "metrics"}, {"containerPort": 82}],
+        {
+            "spec": {
+                "containers": [
+                    {"name": "a", "ports": [{"containerPort": 81, "name": "metrics"}, {"containerPort": 82}]}
+                ]
+            }
+        },
+        lambda r: (
+            r["spec"]["containers"][0]["ports"]
+            == [{"containerPort": 80}, {"containerPort": 81, "name": "metrics"}, {"containerPort": 82}]
+        ),
     ),
     (
         "env merge by name, null deletes a key inside an element",
         BASE,
-        {"spec": {"containers": [{"name": "a", "env": [{"name": "Y", "value": None, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}},
-        lambda r: r["spec"]["containers"][0]["env"]
-        == [{"name": "X", "value": "1"}, {"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "a",
+                        "env": [
+                            {
+                                "name": "Y",
+                                "value": None,
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                            }
+                        ],
+                    }
+                ]
+            }
+        },
+        lambda r: (
+            r["spec"]["containers"][0]["env"]
+            == [
+                {"name": "X", "value": "1"},
+                {"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ]
+        ),
     ),
     (
         "lists without a merge key are replaced (args, tolerations)",
         BASE,
-        {"spec": {"tolerations": [{"key": "z", "operator": "Exists"}], "containers": [{"name": "a", "args": ["--two"]}]}},
-        lambda r: r["spec"]["tolerations"] == [{"key": "z", "operator": "Exists"}]
-        and r["spec"]["containers"][0]["args"] == ["--two"],
+        {
+            "spec": {
+                "tolerations": [{"key": "z", "operator": "Exists"}],
+                "containers": [{"name": "a", "args": ["--two"]}],
+            }
+        },
+        lambda r: (
+            r["spec"]["tolerations"] == [{"key": "z", "operator": "Exists"}]
+            and r["spec"]["containers"][0]["args"] == ["--two"]
+        ),
     ),
     (
         "null deletes a key",
@@ -216,8 +275,12 @@ CASES: list[tuple[str, dict, dict, Any]] = [
     (
         "$setElementOrder on a keyed list",
         BASE,
-        {"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
-                  "containers": [{"name": "b", "image": "b:3"}]}},
+        {
+            "spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                "containers": [{"name": "b", "image": "b:3"}],
+            }
+        },
         lambda r: [(c["name"], c["image"]) for c in r["spec"]["containers"]] == [("b", "b:3"), ("a", "a:1")],
     ),
     (
@@ -241,8 +304,20 @@ CASES: list[tuple[str, dict, dict, Any]] = [
     (
         "directives are stripped from new content",
         {"spec": {}},
-        {"spec": {"containers": [{"name": "n", "image": "i", "env": [{"name": "A", "value": "1"}, {"name": "B", "$patch": "delete"}]}]}},
-        lambda r: r["spec"]["containers"] == [{"name": "n", "image": "i", "env": [{"name": "A", "value": "1"}]}],
+        {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "n",
+                        "image": "i",
+                        "env": [{"name": "A", "value": "1"}, {"name": "B", "$patch": "delete"}],
+                    }
+                ]
+            }
+        },
+        lambda r: (
+            r["spec"]["containers"] == [{"name": "n", "image": "i", "env": [{"name": "A", "value": "1"}]}]
+        ),
     ),
 ]
 
@@ -257,8 +332,14 @@ def test_strategic_merge_pod(name: str, target: dict, patch: dict, check: Any) -
 
 def test_strategic_merge_deployment_template_and_conditions() -> None:
     deploy = {
-        "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "w:1"}, {"name": "side", "image": "s:1"}]}}},
-        "status": {"conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True"}]},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "web", "image": "w:1"}, {"name": "side", "image": "s:1"}]}
+            }
+        },
+        "status": {
+            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True"}]
+        },
     }
     patch = {
         "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "w:2"}]}}},
@@ -281,7 +362,12 @@ def test_strategic_merge_node_and_owner_references() -> None:
     patch = {
         "metadata": {"ownerReferences": [{"uid": "2", "name": "b"}]},
         "spec": {"podCIDRs": ["fd00::/64"], "taints": []},
-        "status": {"addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "10.0.0.2"}]},
+        "status": {
+            "addresses": [
+                {"type": "Hostname", "address": "n1"},
+                {"type": "InternalIP", "address": "10.0.0.2"},
+            ]
+        },
     }
     result = strategic_merge_patch(node, patch, "Node")
     assert [r["uid"] for r in result["metadata"]["ownerReferences"]] == ["1", "2"]

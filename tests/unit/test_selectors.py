@@ -83,7 +83,11 @@ def test_label_selector_syntax_errors(selector: str, fragment: str | None) -> No
         (None, {"a": "b"}, False),
         ({"matchLabels": {"app": "web"}}, {"app": "web", "x": "y"}, True),
         ({"matchLabels": {"app": "web"}}, {"app": "db"}, False),
-        ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}, {"tier": "b"}, True),
+        (
+            {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]},
+            {"tier": "b"},
+            True,
+        ),
         ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {"tier": "a"}, False),
         ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"tier": "a"}, True),
         ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {"tier": "a"}, False),

@@ -1,0 +1,805 @@
+"""The node agent: join the cluster, register the Node, run the pods bound to it.
+
+Threads of an ``Agent``:
+
+* **watch**: lists then watches ``pods?fieldSelector=spec.nodeName=<node>`` across all
+  namespaces, keeping a cache by pod uid; reconnects from the last resourceVersion after a
+  network error and relists after ``410 Gone``. Each event wakes the reconcile loop.
+* **heartbeat**: patches the Node status every ``heartbeat`` seconds.
+* **reconcile** (the caller of ``run``): every ``resync`` seconds, or at once after an
+  event, hands each cached pod to a small thread pool. A pod is never worked on by two
+  threads at once; an event for a busy pod marks it dirty and it runs again right after.
+  Containers of pods the cache does not know (after the first successful list) are
+  orphans and get removed.
+
+A pod worker is ``PodExecutor.sync``: observe the pod's containers, plan with
+``agent.pods.compute_pod_actions``, execute the actions through ``DockerRuntime``,
+observe again and compute the status with ``agent.status.compute_pod_status``. The
+executor needs no API server, so it is also what the integration tests drive. The agent
+then writes the status through ``/status`` when it changed (retrying on conflicts) and, for
+a pod being deleted whose containers are all gone, finalizes the deletion with
+``gracePeriodSeconds=0``.
+
+Joining (``main_agent``): the CA is fetched from ``/cacerts`` without verification and
+checked against the hash inside the join token (``K10<sha256 of the CA PEM>::node:<secret>``)
+before anything is sent; the join token then buys a node credential, stored with the CA
+under the data directory (mode 0600) and reused on restart.
+
+The executor also owns the pod's surroundings: volumes (``agent.volumes``, prepared and
+refreshed before planning, torn down when the pod's containers are gone), the container
+environment (``agent.env``: ``valueFrom``/``envFrom``/``$(VAR)``, resolved at each start;
+a missing required key waits as ``CreateContainerConfigError``) and probes
+(``agent.probes``: the executor registers running containers with the ``Prober``, feeds its
+health into both planners, and records why it killed a container whose liveness probe
+failed). A probe result change calls back into the agent, which syncs that pod at once.
+
+Hooks for later work: Events for starts/back-offs/probe kills.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from orchestrator.client import Client
+from orchestrator.errors import ApiError
+from orchestrator.objects.kinds import by_kind
+
+from .backoff import Backoff
+from .env import (
+    ClientConfigSource,
+    ConfigError,
+    ConfigSource,
+    PodFacts,
+    StaticConfigSource,
+    expand_command,
+    resolve_env,
+)
+from .images import ensure_images
+from .node import NodeManager, read_meminfo_kib
+from .pods import (
+    SANDBOX_NAME,
+    Action,
+    CreateSandbox,
+    Health,
+    KillContainer,
+    KillPod,
+    ObservedPod,
+    RemoveContainer,
+    StartContainer,
+    app_specs,
+    backoff_key,
+    compute_pod_actions,
+    init_specs,
+    pod_uid,
+)
+from .probes import NetworkProbeRunner, Prober
+from .runtime import ContainerOptions, DockerRuntime, RuntimeFailure
+from .status import StartError, compute_pod_status
+from .volumes import VolumeError, VolumeManager
+
+log = logging.getLogger("dockyard.agent")
+
+POD = by_kind("v1", "Pod")
+ORPHAN_GRACE = 10
+DEFAULT_DATA_DIR = Path("/var/lib/dockyard-agent")
+WATCH_TIMEOUT = 60
+NODE_CREDENTIALS_PATH = "/apis/dockyard.io/v1/nodecredentials"
+
+
+# -- executing actions ----------------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    status: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    observed: ObservedPod | None = None
+    finished: bool = False  # terminating pod with no container left
+
+
+class PodExecutor:
+    """Drives one pod towards its spec on the local runtime (no API server involved)."""
+
+    def __init__(
+        self,
+        runtime: DockerRuntime,
+        backoff: Backoff,
+        node_ip: str = "",
+        clock: Callable[[], float] = time.time,
+        subnet: Callable[[], str | None] = lambda: None,
+        *,
+        config_source: ConfigSource | None = None,
+        data_dir: Path | None = None,
+        volumes: VolumeManager | None = None,
+        prober: Prober | None = None,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.backoff = backoff
+        self.node_ip = node_ip
+        self.clock = clock
+        self.subnet = subnet
+        self.config_source: ConfigSource = config_source or StaticConfigSource()
+        self.volumes = volumes or VolumeManager(data_dir or DEFAULT_DATA_DIR, self.config_source)
+        self.prober = prober or Prober(NetworkProbeRunner(runtime.exec_probe), clock, on_change)
+        self.probe_kills = 0  # containers killed because a liveness/startup probe failed
+        self._node_cpu = float(os.cpu_count() or 1)
+        self._node_memory = (read_meminfo_kib() or 0) * 1024
+        self._errors: dict[str, dict[str, StartError]] = {}
+        self._notes: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the prober's threads (containers keep running)."""
+        self.prober.stop()
+
+    def notes(self, uid: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._notes.get(uid, {}))
+
+    def health(self, pod: dict[str, Any], observed: ObservedPod) -> dict[str, Health]:
+        specs = {s["name"]: s for s in app_specs(pod)}
+        return {
+            c.id: self.prober.health(c.id, specs[c.name])
+            for c in observed.containers
+            if c.running and c.name in specs
+        }
+
+    def start_errors(self, uid: str) -> dict[str, StartError]:
+        with self._lock:
+            return dict(self._errors.get(uid, {}))
+
+    def _set_error(self, uid: str, name: str, err: StartError | None) -> None:
+        with self._lock:
+            errs = self._errors.setdefault(uid, {})
+            if err is None:
+                errs.pop(name, None)
+            else:
+                errs[name] = err
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._errors.pop(uid, None)
+            self._notes.pop(uid, None)
+        self.backoff.forget_prefixes([f"{uid}/"])
+        self.prober.forget(uid)
+
+    def sync(self, pod: dict[str, Any]) -> SyncResult:
+        uid = pod_uid(pod)
+        now = self.clock()
+        terminating = bool(pod.get("metadata", {}).get("deletionTimestamp"))
+        observed = self.runtime.observe_pod(uid)
+        if not terminating and pod.get("spec", {}).get("volumes"):
+            self.volumes.prepare(pod)  # set up, or refresh projected ConfigMaps/Secrets
+        actions = compute_pod_actions(pod, observed, now, self.backoff, self.health(pod, observed))
+        if actions:
+            self.execute(pod, observed, actions, now)
+            observed = self.runtime.observe_pod(uid)
+        if terminating:
+            self.prober.forget(uid)
+        else:
+            self.prober.track(pod, observed)
+            if self.prober.tracking():
+                self.prober.start()
+        status = compute_pod_status(
+            pod,
+            observed,
+            now,
+            self.backoff,
+            host_ip=self.node_ip,
+            start_errors=self.start_errors(uid),
+            health=self.health(pod, observed),
+            notes=self.notes(uid),
+        )
+        finished = terminating and not observed.all()
+        if finished:
+            self.volumes.teardown(uid)
+        return SyncResult(status, actions, observed, finished=finished)
+
+    def execute(self, pod: dict[str, Any], observed: ObservedPod, actions: list[Action], now: float) -> None:
+        meta = pod.get("metadata", {})
+        where = f"{meta.get('namespace')}/{meta.get('name')}"
+        sb = observed.sandbox()
+        sandbox_id = sb.id if sb is not None and sb.running else None
+        for a in actions:
+            try:
+                if isinstance(a, CreateSandbox):
+                    log.info("pod %s: creating sandbox (attempt %d)", where, a.attempt)
+                    sandbox_id = self.runtime.create_sandbox(pod, a.attempt, self.subnet())
+                elif isinstance(a, StartContainer):
+                    if sandbox_id is None:
+                        log.warning("pod %s: no sandbox to start %s in", where, a.name)
+                        continue
+                    self._start(pod, a, sandbox_id, now)
+                elif isinstance(a, KillContainer):
+                    log.info("pod %s: stopping %s (%s, grace %ss)", where, a.name, a.reason, a.grace)
+                    if a.reason in ("LivenessProbeFailed", "StartupProbeFailed"):
+                        self._record_probe_kill(pod, a)
+                    self.runtime.stop(a.id, a.grace)
+                elif isinstance(a, RemoveContainer):
+                    self.runtime.remove(a.id)
+                elif isinstance(a, KillPod):
+                    log.info("pod %s: killing pod (%s, grace %ss)", where, a.reason, a.grace)
+                    self.kill_pod(observed, a.grace)
+            except RuntimeFailure as e:
+                log.warning("pod %s: %s failed: %s", where, type(a).__name__, e)
+                if isinstance(a, CreateSandbox):
+                    return  # nothing else can run without the sandbox
+
+    def _record_probe_kill(self, pod: dict[str, Any], a: KillContainer) -> None:
+        what = "startup" if a.reason == "StartupProbeFailed" else "liveness"
+        note = f"Container {a.name} failed {what} probe, will be restarted"
+        meta = pod.get("metadata", {})
+        log.info("pod %s/%s: %s", meta.get("namespace"), meta.get("name"), note)
+        with self._lock:
+            self._notes.setdefault(pod_uid(pod), {})[a.id] = note
+            self.probe_kills += 1
+
+    def options(self, pod: dict[str, Any], spec: dict[str, Any], sandbox_id: str) -> ContainerOptions:
+        """Resolved env, expanded command/args and volume mounts (raises ConfigError/VolumeError)."""
+        sb = self.runtime.observe_pod(pod_uid(pod)).sandbox() if spec.get("env") else None
+        pod_ip = sb.ip if sb is not None and sb.id == sandbox_id and sb.ip else ""
+        if not pod_ip and any(
+            ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath", "").startswith("status.podIP")
+            for e in spec.get("env") or []
+        ):
+            pod_ip = self.runtime.container_ip(sandbox_id)
+        facts = PodFacts(pod_ip=pod_ip, host_ip=self.node_ip, node_cpu=self._node_cpu, node_memory=self._node_memory)
+        env = resolve_env(pod, spec, self.config_source, facts)
+        command, args = expand_command(spec, env)
+        mounts: list[Any] = []
+        if spec.get("volumeMounts"):
+            mounts = self.volumes.mounts(pod, spec, self.volumes.prepare(pod))
+        return ContainerOptions(env=env, command=command, args=args, mounts=tuple(mounts))
+
+    def _start(self, pod: dict[str, Any], a: StartContainer, sandbox_id: str, now: float) -> None:
+        uid = pod_uid(pod)
+        meta = pod.get("metadata", {})
+        specs = init_specs(pod) if a.init else app_specs(pod)
+        spec = next((s for s in specs if s.get("name") == a.name), None)
+        if spec is None:
+            return
+        key = backoff_key(uid, a.name)
+        if a.count_backoff:
+            self.backoff.next(key, now, a.ran_for)
+        log.info(
+            "pod %s/%s: starting %s (restart %d, %s)",
+            meta.get("namespace"), meta.get("name"), a.name, a.restart_count, a.reason,
+        )
+        try:
+            try:
+                options = self.options(pod, spec, sandbox_id)
+            except (ConfigError, VolumeError) as e:
+                raise RuntimeFailure(e.message, e.reason) from None
+            self.runtime.run_container(pod, spec, sandbox_id, a.restart_count, options)
+        except RuntimeFailure as e:
+            if e.reason == "RunContainerError":
+                # The container exists, exited with the error; restart rules take it from here.
+                self._set_error(uid, a.name, None)
+                raise
+            self._set_error(uid, a.name, StartError(e.reason, e.message, now))
+            if not a.count_backoff:
+                self.backoff.next(key, now)
+            raise
+        self._set_error(uid, a.name, None)
+
+    def kill_pod(self, observed: ObservedPod, grace: int) -> None:
+        """Stop app containers (in parallel, each with `grace`), then sandboxes; remove all."""
+        running = [c for c in observed.containers if c.running]
+        if len(running) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+                list(pool.map(lambda c: self.runtime.stop(c.id, grace), running))
+        elif running:
+            self.runtime.stop(running[0].id, grace)
+        for sb in observed.sandboxes:
+            if sb.running:
+                self.runtime.stop(sb.id, grace)
+        for c in observed.all():
+            self.runtime.remove(c.id)
+
+    def remove_orphan(self, observed: ObservedPod, grace: int = ORPHAN_GRACE) -> None:
+        log.info("removing %d container(s) of unknown pod %s", len(observed.all()), observed.uid)
+        self.kill_pod(observed, grace)
+        self.forget(observed.uid)
+        self.volumes.teardown(observed.uid)
+
+
+# -- the agent ------------------------------------------------------------------------------
+
+
+def _ensure_kind(pod: dict[str, Any]) -> dict[str, Any]:
+    pod.setdefault("apiVersion", "v1")
+    pod.setdefault("kind", "Pod")
+    return pod
+
+
+class Agent:
+    def __init__(
+        self,
+        client: Client,
+        node_name: str,
+        node_ip: str,
+        runtime: DockerRuntime,
+        backoff_base: float = 10.0,
+        backoff_cap: float = 300.0,
+        heartbeat: float = 5.0,
+        resync: float = 2.0,
+        workers: int = 8,
+        clock: Callable[[], float] = time.time,
+        kubelet_port: int | None = None,
+        metrics_port: int | None = None,
+        *,
+        data_dir: Path = DEFAULT_DATA_DIR,
+        probe_workers: int = 4,
+    ) -> None:
+        self.kubelet_port = kubelet_port  # HTTPS logs/exec endpoint (None: default, see agent.server)
+        self.metrics_port = metrics_port  # plain-HTTP /metrics endpoint
+        self.client = client
+        self.node_name = node_name
+        self.node_ip = node_ip
+        self.runtime = runtime
+        if runtime.node_name is None:
+            runtime.bind_node(node_name)
+        self.heartbeat_every = heartbeat
+        self.resync = resync
+        self.workers = workers
+        self.backoff = Backoff(backoff_base, backoff_cap, clock=clock)
+        self.node = NodeManager(client, node_name, node_ip, lambda: (runtime.info(), runtime.version()), clock)
+        self.data_dir = Path(data_dir)
+        self.executor = PodExecutor(
+            runtime,
+            self.backoff,
+            node_ip,
+            clock,
+            subnet=lambda: self.node.pod_cidr,
+            config_source=ClientConfigSource(client),
+            data_dir=self.data_dir,
+            prober=Prober(NetworkProbeRunner(runtime.exec_probe), clock, self._probe_changed, probe_workers),
+        )
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.synced = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._inflight: set[str] = set()
+        self._dirty: set[str] = set()
+        self._finalized: set[str] = set()  # deleted by us; ignore until the watch says DELETED
+        self._pool: ThreadPoolExecutor | None = None
+        self._field_selector = f"spec.nodeName={node_name}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set. Pods keep running after the agent stops."""
+        ensure_images(self.runtime)
+        from .server import start_agent_server
+
+        self.http = start_agent_server(self, stop)
+        if not self._register(stop):
+            return
+        threads = [
+            threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="dockyard-stop", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, args=(stop,), name="dockyard-heartbeat", daemon=True),
+            threading.Thread(target=self._watch_loop, args=(stop,), name="dockyard-watch", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dockyard-pod")
+        try:
+            while not stop.is_set():
+                self._wake.wait(self.resync)
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                try:
+                    self.sync_all()
+                except Exception:
+                    log.exception("resync failed")
+        finally:
+            self.executor.close()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            threads[1].join(timeout=1)
+
+    def _register(self, stop: threading.Event) -> bool:
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.node.register()
+                log.info("node %s registered (ip %s)", self.node_name, self.node_ip)
+                return True
+            except (ApiError, RuntimeFailure) as e:
+                log.warning("registering node %s failed: %s; retrying in %.1fs", self.node_name, e, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+        return False
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_every):
+            try:
+                self.node.heartbeat()
+            except Exception as e:
+                log.warning("node heartbeat failed: %s", e)
+
+    # -- pod cache ------------------------------------------------------------------------
+
+    def _replace_all(self, items: list[dict[str, Any]]) -> None:
+        pods = {pod_uid(p): _ensure_kind(p) for p in items if pod_uid(p)}
+        with self._lock:
+            self._finalized &= set(pods)
+            for uid in self._finalized:
+                del pods[uid]
+            self.pods = pods
+            self.synced = True
+        self._wake.set()
+
+    def _apply_event(self, etype: str, pod: dict[str, Any]) -> None:
+        uid = pod_uid(pod)
+        if not uid:
+            return
+        with self._lock:
+            if etype == "DELETED":
+                self._finalized.discard(uid)
+            elif uid in self._finalized:
+                return
+            if etype == "DELETED" or pod.get("spec", {}).get("nodeName") != self.node_name:
+                self.pods.pop(uid, None)
+            else:
+                self.pods[uid] = _ensure_kind(pod)
+        self._wake.set()
+
+    def _watch_loop(self, stop: threading.Event) -> None:
+        rv: str | None = None
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                if rv is None:
+                    lst = self.client.list(POD, all_namespaces=True, field_selector=self._field_selector)
+                    self._replace_all(list(lst.get("items") or []))
+                    rv = str((lst.get("metadata") or {}).get("resourceVersion") or "") or None
+                for ev in self.client.watch(
+                    POD,
+                    all_namespaces=True,
+                    resource_version=rv,
+                    field_selector=self._field_selector,
+                    timeout_seconds=WATCH_TIMEOUT,
+                ):
+                    if stop.is_set():
+                        return
+                    etype, obj = ev.get("type"), ev.get("object") or {}
+                    if etype == "ERROR":
+                        log.info("pod watch: %s (code %s); relisting", obj.get("message"), obj.get("code"))
+                        rv = None
+                        break
+                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if new_rv:
+                        rv = str(new_rv)
+                    if etype in ("ADDED", "MODIFIED", "DELETED"):
+                        self._apply_event(etype, obj)
+                delay = 0.5
+            except ApiError as e:
+                if e.code == 410:
+                    rv = None
+                    continue
+                log.warning("pod watch failed: %s; retrying in %.1fs", e, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception as e:  # a broken stream or bad JSON: start over from a fresh list
+                log.warning("pod watch broke: %s; relisting in %.1fs", e, delay)
+                rv = None
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    # -- reconciling ----------------------------------------------------------------------
+
+    def sync_all(self) -> None:
+        with self._lock:
+            uids = list(self.pods)
+            synced = self.synced
+        for uid in uids:
+            self._submit(uid, self._sync_pod)
+        if not synced:
+            return
+        known = set(uids)
+        self.backoff.retain(lambda k: k.split("/", 1)[0] in known)
+        self.executor.prober.retain(known)
+        everything = self.runtime.observe_all()
+        for uid, observed in everything.items():
+            with self._lock:
+                if uid in self.pods:
+                    continue
+            self._submit(uid, lambda u, obs=observed: self._remove_orphan(u, obs))
+        with self._lock:
+            busy = set(self._inflight) | set(self.pods)
+        # Volumes of pods that are gone and have no container left (e.g. after an agent restart).
+        self.executor.volumes.cleanup(busy | set(everything))
+
+    def _probe_changed(self, uid: str) -> None:
+        """A probe result changed: sync that pod now (its status follows the probe)."""
+        if self._pool is None:
+            self._wake.set()
+            return
+        self._submit(uid, self._sync_pod)
+
+    def _submit(self, uid: str, fn: Callable[[str], None]) -> None:
+        with self._lock:
+            if uid in self._inflight:
+                self._dirty.add(uid)
+                return
+            self._inflight.add(uid)
+        assert self._pool is not None
+        try:
+            self._pool.submit(self._work, uid, fn)
+        except RuntimeError:  # pool shutting down
+            with self._lock:
+                self._inflight.discard(uid)
+
+    def _work(self, uid: str, fn: Callable[[str], None]) -> None:
+        try:
+            fn(uid)
+        except Exception:
+            log.exception("pod %s: sync failed", uid)
+        finally:
+            with self._lock:
+                self._inflight.discard(uid)
+                again = uid in self._dirty
+                self._dirty.discard(uid)
+            if again:
+                self._wake.set()
+
+    def _remove_orphan(self, uid: str, observed: ObservedPod) -> None:
+        with self._lock:
+            if uid in self.pods:
+                return
+        self.executor.remove_orphan(observed)
+
+    def _sync_pod(self, uid: str) -> None:
+        with self._lock:
+            pod = self.pods.get(uid)
+        if pod is None:
+            return
+        result = self.executor.sync(pod)
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            if result.finished:
+                log.info("pod %s/%s: stopped; finalizing deletion", meta.get("namespace"), meta.get("name"))
+                try:
+                    self.client.delete(POD, meta["name"], meta.get("namespace"), grace_period=0)
+                except ApiError as e:
+                    # Already gone (some API versions answer 403 for a vanished pod).
+                    if e.code not in (403, 404, 409):
+                        raise
+                    log.debug("pod %s: finalizing: %s", uid, e)
+                with self._lock:
+                    self.pods.pop(uid, None)
+                    self._finalized.add(uid)
+                self.executor.forget(uid)
+            return
+        if result.status != pod.get("status"):
+            self._write_status(pod, result.status)
+
+    def _write_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        uid = pod_uid(pod)
+        meta = pod["metadata"]
+        based_on = {meta.get("resourceVersion")}
+        body = dict(pod, status=status)
+        for _ in range(3):
+            try:
+                new = self.client.replace_status(body)
+            except ApiError as e:
+                if e.code == 404:
+                    return
+                if e.code != 409:
+                    raise
+                fresh = self.client.get(POD, meta["name"], meta.get("namespace"))
+                if pod_uid(fresh) != uid or fresh.get("status") == status:
+                    return
+                based_on.add((fresh.get("metadata") or {}).get("resourceVersion"))
+                body = _ensure_kind(dict(fresh, status=status))
+                continue
+            # Keep our write in the cache unless the watch already brought something newer.
+            with self._lock:
+                cur = self.pods.get(uid)
+                if cur is not None and cur.get("metadata", {}).get("resourceVersion") in based_on:
+                    self.pods[uid] = _ensure_kind(new)
+            return
+
+
+# -- joining --------------------------------------------------------------------------------
+
+
+class JoinError(Exception):
+    """The agent could not join the cluster (bad token, CA mismatch, refused credential)."""
+
+
+def parse_join_token(token: str) -> str:
+    """The CA hash inside a `K10<sha256 hex>::node:<secret>` join token."""
+    if not token.startswith("K10") or "::" not in token:
+        raise JoinError("malformed join token: expected K10<ca-sha256>::node:<secret>")
+    ca_hash = token[3 : token.index("::")].lower()
+    if len(ca_hash) != 64 or any(ch not in "0123456789abcdef" for ch in ca_hash):
+        raise JoinError("malformed join token: the CA hash is not a sha256 hex digest")
+    return ca_hash
+
+
+def fetch_ca(server: str, timeout: float = 10.0) -> bytes:
+    # Unverified on purpose: the content is checked against the hash in the join token.
+    try:
+        r = httpx.get(f"{server.rstrip('/')}/cacerts", verify=False, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise JoinError(f"cannot fetch the cluster CA from {server}: {e}") from None
+    if r.status_code != 200:
+        raise JoinError(f"cannot fetch the cluster CA from {server}: HTTP {r.status_code}")
+    return r.content
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    ca_pem: bytes
+    token: str
+
+
+def load_credentials(data_dir: Path, server: str, name: str, ca_hash: str) -> Credentials | None:
+    try:
+        meta = json.loads((data_dir / "agent.json").read_text())
+        ca = (data_dir / "ca.crt").read_bytes()
+        tok = (data_dir / "node-token").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if meta.get("server") != server or meta.get("node") != name or not tok:
+        return None
+    if hashlib.sha256(ca).hexdigest() != ca_hash:
+        return None
+    return Credentials(ca, tok)
+
+
+def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials:
+    """Verify the master against the token's CA hash and obtain a node credential."""
+    ca_hash = parse_join_token(join_token)
+    ca = fetch_ca(server)
+    got = hashlib.sha256(ca).hexdigest()
+    if got != ca_hash:
+        raise JoinError(
+            f"REFUSING TO JOIN: the CA served by {server} has sha256 {got}, but the join token "
+            f"expects {ca_hash}. Wrong server or token, or someone is intercepting the connection."
+        )
+    body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": name}}
+    with Client(server, join_token, ca) as c:
+        try:
+            resp = c.request("POST", NODE_CREDENTIALS_PATH, body)
+        except ApiError as e:
+            raise JoinError(f"the master refused the join request: {e.message}") from None
+    token = ((resp or {}).get("status") or {}).get("token") if isinstance(resp, dict) else None
+    if not token:
+        raise JoinError("the master answered the join request without a node token")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    _write_private(data_dir / "ca.crt", ca)
+    _write_private(data_dir / "node-token", token.encode())
+    _write_private(data_dir / "agent.json", json.dumps({"server": server, "node": name}).encode())
+    return Credentials(ca, token)
+
+
+def credentials(server: str, join_token: str, name: str, data_dir: Path) -> Credentials:
+    """Saved credentials when still valid, else a fresh join."""
+    saved = load_credentials(data_dir, server, name, parse_join_token(join_token))
+    if saved is not None:
+        with Client(server, saved.token, saved.ca_pem) as c:
+            try:
+                c.request("GET", f"/api/v1/nodes/{name}")
+                return saved
+            except ApiError as e:
+                if e.code != 401:
+                    return saved  # 404 before the first registration, or the master is down
+                log.warning("saved node credential was rejected; joining again")
+    return join(server, join_token, name, data_dir)
+
+
+def primary_ipv4() -> str:
+    """The source address of the default route (no packet is sent), else 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 9))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def detect_node_ip(server: str) -> str:
+    """The local IPv4 address used to reach the server host."""
+    u = urlparse(server)
+    host, port = u.hostname or "127.0.0.1", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        addr = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        return primary_ipv4()
+    if ipaddress.ip_address(addr).is_loopback:
+        return primary_ipv4()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((addr, port))
+            return str(s.getsockname()[0])
+        except OSError:
+            return primary_ipv4()
+
+
+def main_agent(args: argparse.Namespace) -> int:
+    """Entry point of `dockyard agent`; returns the process exit code."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    server = str(args.server).rstrip("/")
+    name = str(getattr(args, "name", None) or socket.gethostname()).lower()
+    data_dir = Path(getattr(args, "data_dir", None) or "/var/lib/dockyard-agent")
+    try:
+        creds = credentials(server, args.token, name, data_dir)
+    except JoinError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        runtime = DockerRuntime(
+            base_url=getattr(args, "docker_url", None),
+            node_name=name,
+            network=getattr(args, "pod_network", None) or "dockyard-pods",
+        )
+        runtime.ping()
+    except RuntimeFailure as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    node_ip = getattr(args, "node_ip", None) or detect_node_ip(server)
+    client = Client(server, creds.token, creds.ca_pem)
+    agent = Agent(
+        client,
+        name,
+        node_ip,
+        runtime,
+        backoff_base=float(getattr(args, "backoff_base", None) or 10.0),
+        backoff_cap=float(getattr(args, "backoff_cap", None) or 300.0),
+        heartbeat=float(getattr(args, "heartbeat", None) or 5.0),
+        kubelet_port=getattr(args, "kubelet_port", None),
+        metrics_port=getattr(args, "metrics_port", None),
+        data_dir=data_dir,
+    )
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("agent %s starting against %s", name, server)
+    try:
+        agent.run(stop)
+    except RuntimeFailure as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
+__all__ = ["Agent", "PodExecutor", "SyncResult", "JoinError", "main_agent", "detect_node_ip", "SANDBOX_NAME"]

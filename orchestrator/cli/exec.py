@@ -1,0 +1,152 @@
+"""`dockyard exec POD [-c C] [-i] [-t] -- COMMAND [ARG...]`: run a command in a container.
+
+Speaks the same WebSocket protocol as kubectl (`orchestrator.execproto`, subprotocol
+`v5.channel.k8s.io`, falling back to v4) against
+`/api/v1/namespaces/{ns}/pods/{pod}/exec`, with the kubeconfig's bearer token and CA.
+Output channels go to stdout/stderr as they arrive; with `-i` stdin is copied to the
+command and its end is signalled with the v5 close message; with `-t` (and a terminal on
+stdin) the terminal is put in raw mode and its size is sent.
+
+The exit code is the command's exit code, read from the final Status on channel 3; an
+error before the command ran (no such pod, forbidden, …) is reported like any API error
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from .. import execproto
+from ..client import ConnectionFailed, ssl_context
+from ..errors import ApiError
+from . import output
+from .logs import pod_name
+
+
+def register(subparsers: Any) -> None:
+    from .main import _global_options
+
+    p = subparsers.add_parser("exec", parents=[_global_options(suppress=True)],
+                              help="run a command in a container of a pod",
+                              description="run a command in a container of a pod; its exit code is returned")
+    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("-c", "--container", metavar="C", help="container name (default: the only one)")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal for the command")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    p.set_defaults(handler=cmd_exec)
+
+
+def exec_url(server: str, namespace: str, pod: str, command: list[str], container: str | None,
+             stdin: bool, tty: bool) -> str:
+    params: list[tuple[str, str]] = [("command", c) for c in command]
+    if container:
+        params.append(("container", container))
+    params += [("stdout", "true"), ("stderr", "false" if tty else "true")]
+    if stdin:
+        params.append(("stdin", "true"))
+    if tty:
+        params.append(("tty", "true"))
+    base = server.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return f"{base}/api/v1/namespaces/{namespace}/pods/{pod}/exec?{urlencode(params)}"
+
+
+@contextlib.contextmanager
+def raw_terminal(enabled: bool) -> Iterator[None]:
+    if not enabled or not sys.stdin.isatty():
+        yield
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise output.CliError("you must specify at least one command for the container (dockyard exec POD -- CMD)")
+    name = pod_name(args.pod)
+    with output.connect(args) as client:
+        url = exec_url(client.server, client.namespace, name, command, args.container, args.stdin, args.tty)
+        headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
+        ctx = ssl_context(client.ca_pem) if url.startswith("wss://") else None
+        try:
+            ws = connect(url, ssl=ctx, additional_headers=headers, subprotocols=list(execproto.SUBPROTOCOLS),  # type: ignore[arg-type]
+                         max_size=None, compression=None, open_timeout=30, user_agent_header="dockyard")
+        except InvalidStatus as e:
+            body = e.response.body or b""
+            try:
+                data = json.loads(body)
+                if isinstance(data, dict) and data.get("kind") == "Status":
+                    raise ApiError.from_status(data, e.response.status_code) from None
+            except ValueError:
+                pass
+            raise ApiError(e.response.status_code, "Unknown", body.decode(errors="replace")[:200]
+                           or f"HTTP {e.response.status_code}") from None
+        except (OSError, WebSocketException) as e:
+            raise ConnectionFailed(client.server, e) from None
+    v5 = ws.subprotocol == execproto.V5
+    status: dict[str, Any] | None = None
+    with ws, raw_terminal(args.tty):
+        if args.tty and sys.stdout.isatty():
+            with contextlib.suppress(OSError):
+                size = os.get_terminal_size()
+                ws.send(execproto.frame(execproto.RESIZE, json.dumps(
+                    {"Width": size.columns, "Height": size.lines}).encode()))
+        if args.stdin:
+            threading.Thread(target=_copy_stdin, args=(ws, v5), name="exec-stdin", daemon=True).start()
+        try:
+            for msg in ws:
+                channel, payload = execproto.split(msg)
+                if channel == execproto.STDOUT:
+                    sys.stdout.buffer.write(payload)
+                    sys.stdout.buffer.flush()
+                elif channel == execproto.STDERR:
+                    sys.stderr.buffer.write(payload)
+                    sys.stderr.buffer.flush()
+                elif channel == execproto.ERROR and payload:
+                    with contextlib.suppress(ValueError):
+                        status = json.loads(payload)
+        except ConnectionClosed:
+            pass
+    if status is None:
+        raise output.CliError("the connection closed before the command's exit status arrived")
+    code = execproto.status_exit_code(status)
+    if code is None:
+        raise ApiError(int(status.get("code") or 500), str(status.get("reason") or "InternalError"),
+                       str(status.get("message") or "the command failed"))
+    return code
+
+
+def _copy_stdin(ws: Any, v5: bool) -> None:
+    fd = sys.stdin.fileno()
+    try:
+        while True:
+            data = os.read(fd, 32768)
+            if not data:
+                break
+            ws.send(execproto.frame(execproto.STDIN, data))
+        if v5:
+            ws.send(execproto.frame(execproto.CLOSE, bytes([execproto.STDIN])))
+    except Exception:  # the session ended while we were reading
+        return

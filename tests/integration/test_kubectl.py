@@ -1,0 +1,341 @@
+"""The real kubectl (v1.32) against a real `dockyard up`: a user's session, in order.
+
+kubectl is run with the cluster's kubeconfig and a private cache dir, exactly as a user
+would run it, and its output is checked as the user would read it: discovery
+(`api-resources`), `apply` with server-side field validation (no `--validate=false`),
+tables from the server (`get`, `-o wide`, `get all`, `get -w`), `describe`, `scale`,
+client-side apply of a change followed by `rollout status|history|undo`, `wait`,
+server-side apply, server dry run, `explain`, readable failures for unknown fields and
+unserved kinds, and `delete`. Logs and exec are tested with the pod proxy, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.cluster import Cluster, wait_for
+from tests.support.images import DEMO_IMAGE
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed"),
+]
+
+MANIFEST = f"""\
+# The site: a config map and the deployment that reads it.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: site-config
+  labels:
+    app: site
+    tier: web
+data:
+  GREETING: hello   # read by the container's environment
+  mode: "production"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: site
+  labels:
+    app: site
+    tier: web
+  annotations:
+    example.com/owner: platform-team
+spec:
+  replicas: 2
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      app: site
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        app: site
+        tier: web
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: web
+          image: {DEMO_IMAGE}
+          imagePullPolicy: IfNotPresent
+          ports:
+            - name: http
+              containerPort: 80
+          env:
+            - name: VERSION
+              value: "1"
+            - name: GREETING
+              valueFrom:
+                configMapKeyRef:
+                  name: site-config
+                  key: GREETING
+          resources:
+            requests: {{cpu: 10m, memory: 8Mi}}
+            limits: {{cpu: 100m, memory: 32Mi}}
+"""
+
+
+class Kubectl:
+    def __init__(self, cluster: Cluster, cache: Path) -> None:
+        self.base = ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cache)]
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([*self.base, *args], input=input, capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert r.returncode == 0, f"kubectl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*self.base, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
+    """This module's own cluster, on a pod CIDR no other test module uses (they may run at once)."""
+    c = Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.211.0.0/16")
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        c.remove_containers()
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(cluster, tmp_path_factory.mktemp("kube-cache"))
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("manifests") / "site.yaml"
+    path.write_text(MANIFEST)
+    return path
+
+
+def table(out: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of kubectl's table output, split on runs of blanks."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    split = [[c for c in line.split("  ") if c.strip()] for line in lines]
+    return [c.strip() for c in split[0]], [[c.strip() for c in row] for row in split[1:]]
+
+
+def env_of(kubectl: Kubectl) -> dict[str, str]:
+    dep = json.loads(kubectl("get", "deployment", "site", "-o", "json").stdout)
+    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e.get("value", "<from>") for e in env}
+
+
+def test_version_and_api_resources(kubectl: Kubectl) -> None:
+    version = json.loads(kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["major"] == "1" and version["serverVersion"]["minor"] == "32"
+    header, rows = table(kubectl("api-resources").stdout)
+    assert header == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    by_name = {r[0]: r for r in rows}
+    assert by_name["deployments"] == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    assert by_name["pods"] == ["pods", "po", "v1", "true", "Pod"]
+    assert by_name["nodes"] == ["nodes", "no", "v1", "false", "Node"]
+    assert by_name["secrets"] == ["secrets", "v1", "true", "Secret"]  # no short name
+    cats = kubectl("api-resources", "--categories=all", "-o", "name").stdout.split()
+    assert set(cats) == {"pods", "deployments.apps", "replicasets.apps"}
+    raw = json.loads(kubectl("get", "--raw", "/apis/apps/v1").stdout)
+    scale = next(r for r in raw["resources"] if r["name"] == "deployments/scale")
+    assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
+    index = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1"}
+
+
+def test_apply_creates_with_server_side_validation(kubectl: Kubectl, manifest: Path) -> None:
+    r = kubectl("apply", "-f", str(manifest), "-v=6")
+    assert r.stdout.splitlines() == ["configmap/site-config created", "deployment.apps/site created"]
+    # kubectl found fieldValidation in /openapi/v3 and left strict validation to the server
+    assert "fieldValidation=Strict" in r.stderr
+    r = kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
+    assert 'deployment "site" successfully rolled out' in r.stdout
+    again = kubectl("apply", "-f", str(manifest))
+    assert again.stdout.splitlines() == ["configmap/site-config unchanged", "deployment.apps/site unchanged"]
+
+
+def test_get_tables(kubectl: Kubectl, cluster: Cluster) -> None:
+    header, rows = table(kubectl("get", "pods", "-l", "app=site").stdout)
+    assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert len(rows) == 2 and all(r[0].startswith("site-") and r[1:4] == ["1/1", "Running", "0"] for r in rows)
+    header, rows = table(kubectl("get", "pods", "-l", "app=site", "-o", "wide").stdout)
+    assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE",
+                      "READINESS GATES"]
+    assert all(r[6] == cluster.node_name and r[5].startswith("10.") for r in rows)
+    header, rows = table(kubectl("get", "deploy", "-o", "wide").stdout)
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert rows[0][:4] == ["site", "2/2", "2", "2"] and rows[0][5:] == ["web", DEMO_IMAGE, "app=site"]
+    header, rows = table(kubectl("get", "configmaps").stdout)
+    assert header == ["NAME", "DATA", "AGE"] and ["site-config", "2"] == rows[0][:2]
+    header, rows = table(kubectl("get", "nodes").stdout)
+    assert header == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] and rows[0][:2] == [cluster.node_name, "Ready"]
+    header, _ = table(kubectl("get", "pods", "-A").stdout)
+    assert header[0] == "NAMESPACE"
+    header, rows = table(kubectl("get", "ns").stdout)
+    assert header == ["NAME", "STATUS", "AGE"] and ["default", "Active"] == rows[0][:2]
+    events = kubectl("get", "events").stdout
+    assert events.splitlines()[0].split()[:4] == ["LAST", "SEEN", "TYPE", "REASON"]
+    assert "ScalingReplicaSet" in events
+    everything = kubectl("get", "all").stdout
+    assert "deployment.apps/site" in everything and "replicaset.apps/site-" in everything
+    assert everything.count("pod/site-") == 2
+    assert kubectl("get", "pods", "-l", "app=nothing").stderr.strip() == "No resources found in default namespace."
+
+
+def test_get_yaml_json_and_name(kubectl: Kubectl) -> None:
+    dep = yaml.safe_load(kubectl("get", "deployment", "site", "-o", "yaml").stdout)
+    assert dep["kind"] == "Deployment" and dep["metadata"]["annotations"]["example.com/owner"] == "platform-team"
+    assert "kubectl.kubernetes.io/last-applied-configuration" in dep["metadata"]["annotations"]
+    items = json.loads(kubectl("get", "pods", "-l", "app=site", "-o", "json").stdout)
+    assert items["kind"] == "List" and len(items["items"]) == 2
+    names = kubectl("get", "deploy,cm", "-o", "name").stdout.split()
+    assert "deployment.apps/site" in names and "configmap/site-config" in names
+    ready = kubectl("get", "deploy", "site", "-o", "jsonpath={.status.readyReplicas}").stdout
+    assert ready == "2"
+
+
+def test_describe(kubectl: Kubectl) -> None:
+    out = kubectl("describe", "deployment", "site").stdout
+    assert "Name:                   site" in out
+    assert "Replicas:               2 desired | 2 updated | 2 total | 2 available | 0 unavailable" in out
+    assert f"Image:      {DEMO_IMAGE}" in out
+    assert "NewReplicaSet:   site-" in out
+    pod = kubectl("get", "pods", "-l", "app=site", "-o", "name").stdout.split()[0]
+    out = kubectl("describe", pod).stdout
+    assert re.search(r"^Status:\s+Running$", out, re.M) and "Successfully assigned" in out, out
+
+
+def test_get_watch_streams_table_rows(kubectl: Kubectl) -> None:
+    proc = kubectl.popen("get", "deployments", "-w", "--request-timeout=8s")
+    time.sleep(1.5)
+    kubectl("scale", "deployment/site", "--replicas=3")
+    try:
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    assert lines[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert sum(1 for line in lines if line[0] == "NAME") == 1  # headers once
+    assert lines[1][0] == "site" and len(lines) > 2  # the list, then watch events
+    assert any(line[0] == "site" and line[1].endswith("/3") for line in lines[2:])
+
+
+def test_scale_and_wait(kubectl: Kubectl) -> None:
+    r = kubectl("scale", "deployment/site", "--replicas=3")
+    assert r.stdout.strip() == "deployment.apps/site scaled"
+    kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
+    r = kubectl("wait", "--for=condition=Available", "deployment/site", "--timeout=60s", timeout=70)
+    assert r.stdout.strip() == "deployment.apps/site condition met"
+    assert kubectl("get", "deploy", "site", "-o", "jsonpath={.status.readyReplicas}").stdout == "3"
+
+
+def test_second_apply_rolls_out_and_undo_rolls_back(kubectl: Kubectl, manifest: Path, tmp_path: Path) -> None:
+    changed = tmp_path / "site-v2.yaml"
+    changed.write_text(MANIFEST.replace('value: "1"', 'value: "2"').replace("replicas: 2", "replicas: 3"))
+    r = kubectl("apply", "-f", str(changed))
+    assert "deployment.apps/site configured" in r.stdout
+    r = kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
+    assert 'deployment "site" successfully rolled out' in r.stdout
+    assert env_of(kubectl) == {"VERSION": "2", "GREETING": "<from>"}
+    # fields the manifest never set survive the strategic merge (server defaults)
+    dep = json.loads(kubectl("get", "deployment", "site", "-o", "json").stdout)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["ports"] == [{"name": "http", "containerPort": 80, "protocol": "TCP"}]
+    header, rows = table(kubectl("rollout", "history", "deployment/site").stdout.split("\n", 1)[1])
+    assert header == ["REVISION", "CHANGE-CAUSE"] and [r[0] for r in rows] == ["1", "2"]
+    assert kubectl("rollout", "undo", "deployment/site").stdout.strip() == "deployment.apps/site rolled back"
+    kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
+    assert env_of(kubectl)["VERSION"] == "1"
+    # the undo reused the revision-1 ReplicaSet instead of making a third one
+    header, rows = table(kubectl("get", "rs", "-l", "app=site").stdout)
+    assert len(rows) == 2
+    assert sorted(r[0] for r in table(kubectl("rollout", "history", "deployment/site").stdout.split("\n", 1)[1])[1]) \
+        == ["2", "3"]
+
+
+def test_unknown_fields_and_kinds_fail_readably(kubectl: Kubectl, tmp_path: Path) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(MANIFEST.replace("imagePullPolicy:", "imagePulPolicy:"))
+    r = kubectl("apply", "-f", str(typo), check=False)
+    assert r.returncode == 1
+    assert ('strict decoding error: unknown field "spec.template.spec.containers[0].imagePulPolicy"'
+            in r.stderr), r.stderr
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: site\nspec:\n  ports: [{port: 80}]\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata: {a: b}\n"
+    )
+    r = kubectl("apply", "-f", str(mixed), check=False)
+    assert r.returncode == 1
+    assert 'no matches for kind "Service" in version "v1"' in r.stderr
+    assert "resource mapping not found" in r.stderr
+    assert "configmap/extra created" in r.stdout  # the rest of the file still applied
+    r = kubectl("get", "services", check=False)
+    assert r.returncode == 1 and 'the server doesn\'t have a resource type "services"' in r.stderr
+    r = kubectl("get", "deployment", "nope", check=False)
+    assert r.returncode == 1 and 'deployments.apps "nope" not found' in r.stderr
+
+
+def test_explain(kubectl: Kubectl) -> None:
+    out = kubectl("explain", "deployment.spec").stdout
+    assert "KIND:       Deployment" in out and "FIELD: spec <Object>" in out
+    for field in ("replicas\t<integer>", "selector\t<Object>", "template\t<Object>", "strategy\t<Object>"):
+        assert field in out
+    out = kubectl("explain", "pods.spec.containers.ports").stdout
+    assert "containerPort\t<integer>" in out
+    r = kubectl("explain", "deployment.spec.bogus", check=False)
+    assert r.returncode == 1 and 'field "bogus" does not exist' in r.stderr
+
+
+def test_server_side_apply_and_dry_run(kubectl: Kubectl, tmp_path: Path) -> None:
+    cm = tmp_path / "ssa.yaml"
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  labels: {a: b}\ndata:\n  k: v\n")
+    assert kubectl("apply", "--server-side", "-f", str(cm)).stdout.strip() == "configmap/ssa serverside-applied"
+    kubectl("label", "configmap", "ssa", "added=by-hand")
+    cm.write_text(cm.read_text().replace("k: v", "k: w"))
+    kubectl("apply", "--server-side", "-f", str(cm))
+    got = json.loads(kubectl("get", "cm", "ssa", "-o", "json").stdout)
+    assert got["data"] == {"k": "w"} and got["metadata"]["labels"] == {"a": "b", "added": "by-hand"}
+    r = kubectl("apply", "--dry-run=server", "-f", str(cm.with_name("x.yaml")), check=False)
+    assert r.returncode == 1  # no such file: nothing happened
+    cm.write_text(cm.read_text().replace("name: ssa", "name: dry"))
+    r = kubectl("apply", "--dry-run=server", "-f", str(cm))
+    assert r.stdout.strip() == "configmap/dry created (server dry run)"
+    assert kubectl("get", "cm", "dry", check=False).returncode == 1
+    assert kubectl("delete", "cm", "ssa", "--dry-run=server").stdout.strip() == 'configmap "ssa" deleted (server dry run)'
+    assert kubectl("get", "cm", "ssa", check=False).returncode == 0
+
+
+def test_delete(kubectl: Kubectl, manifest: Path, cluster: Cluster) -> None:
+    r = kubectl("delete", "-f", str(manifest), timeout=120)
+    assert r.stdout.splitlines() == ['configmap "site-config" deleted', 'deployment.apps "site" deleted']
+    r = kubectl("get", "deployment", "site", check=False)
+    assert r.returncode == 1 and 'deployments.apps "site" not found' in r.stderr
+
+    def pods_gone() -> bool:
+        return kubectl("get", "pods", "-l", "app=site", "-o", "name").stdout.strip() == ""
+
+    wait_for(pods_gone, 90, what="the site pods to be garbage-collected")
+    r = kubectl("delete", "configmaps", "-l", "a=b")
+    assert r.stdout.strip() == 'configmap "ssa" deleted'

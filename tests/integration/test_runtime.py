@@ -1,0 +1,252 @@
+"""Pods end to end on the real Docker engine, without a master.
+
+Each test drives `PodExecutor.sync` on a pod dict the way the agent does (plan, execute,
+observe, status) and feeds the status back into the pod. Everything runs on a private
+network and under a unique node label, so cleanup removes exactly what the tests created.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from agent.backoff import Backoff
+from agent.images import BUSYBOX_IMAGE, ensure_images
+from agent.main import PodExecutor, SyncResult
+from agent.pods import SANDBOX_NAME
+from agent.runtime import L_NODE, PAUSE_IMAGE, DockerRuntime, RuntimeFailure
+
+pytestmark = pytest.mark.docker
+
+RUN_ID = uuid.uuid4().hex[:8]
+NODE = f"it-{RUN_ID}"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[DockerRuntime]:
+    try:
+        rt = DockerRuntime(network=f"dockyard-it-{RUN_ID}", node_name=NODE)
+        rt.ping()
+    except RuntimeFailure as e:
+        pytest.skip(f"Docker is not reachable: {e}")
+    ensure_images(rt)
+    try:
+        yield rt
+    finally:
+        for c in rt.list_containers():
+            rt.remove(c.id)
+        rt.remove_network()
+        rt.close()
+
+
+def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "containers": containers}
+    body.update(spec)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "it", "uid": str(uuid.uuid4())},
+        "spec": body,
+    }
+
+
+def box(name: str, script: str, **extra: Any) -> dict[str, Any]:
+    c = {"name": name, "image": BUSYBOX_IMAGE, "command": ["sh", "-c", script]}
+    c.update(extra)
+    return c
+
+
+def converge(
+    ex: PodExecutor, pod: dict[str, Any], until: Callable[[SyncResult], bool], timeout: float = 20.0
+) -> SyncResult:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = ex.sync(pod)
+        pod["status"] = result.status
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no convergence; last status: {result.status}")
+        time.sleep(0.1)
+
+
+def statuses(result: SyncResult) -> dict[str, dict[str, Any]]:
+    return {cs["name"]: cs for cs in result.status["containerStatuses"]}
+
+
+def all_ready(result: SyncResult) -> bool:
+    return result.status["phase"] == "Running" and all(cs["ready"] for cs in result.status["containerStatuses"])
+
+
+def delete(ex: PodExecutor, pod: dict[str, Any]) -> None:
+    pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    converge(ex, pod, lambda r: r.finished)
+
+
+def test_images_are_built_once(runtime: DockerRuntime) -> None:
+    assert runtime.image_exists(PAUSE_IMAGE) and runtime.image_exists(BUSYBOX_IMAGE)
+    assert ensure_images(runtime) == []
+
+
+def test_two_containers_share_localhost_and_readoption(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0), node_ip="192.0.2.10")
+    web = box("web", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www")
+    client = box(
+        "client",
+        "echo host=$(hostname); until wget -O- http://127.0.0.1:8080/ 2>/dev/null; do sleep 0.2; done; "
+        "exec sleep 3600",
+    )
+    pod = make_pod("duo", [web, client])
+    result = converge(ex, pod, all_ready)
+
+    st = result.status
+    assert st["hostIP"] == "192.0.2.10"
+    assert st["podIP"] and st["podIPs"] == [{"ip": st["podIP"]}]
+    assert [cs["name"] for cs in st["containerStatuses"]] == ["web", "client"]
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds == {"Initialized": "True", "Ready": "True", "ContainersReady": "True", "PodScheduled": "True"}
+    observed = result.observed
+    assert observed is not None
+    sandbox = observed.sandbox()
+    assert sandbox is not None and sandbox.ip == st["podIP"]
+    assert sandbox.pod_name == "duo" and sandbox.name == SANDBOX_NAME
+
+    client_c = observed.latest("client")
+    assert client_c is not None
+    deadline = time.monotonic() + 10
+    while "hello-from-web" not in runtime.logs(client_c.id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logs = runtime.logs(client_c.id)
+    assert "hello-from-web" in logs
+    assert "host=duo" in logs  # app containers see the pod's hostname
+
+    attrs = runtime.api.inspect_container(client_c.id)
+    uid8 = pod["metadata"]["uid"][:8]
+    assert attrs["Name"] == f"/dy_it_duo_client_{uid8}_0"
+    assert attrs["Config"]["Labels"][L_NODE] == NODE
+    assert attrs["HostConfig"]["NetworkMode"] == f"container:{sandbox.id}"
+    assert "no-new-privileges" in attrs["HostConfig"]["SecurityOpt"]
+
+    # A fresh executor (agent restart) adopts the running pod without touching it.
+    ids = sorted(c.id for c in observed.all())
+    again = PodExecutor(runtime, Backoff(0.2, 1.0), node_ip="192.0.2.10").sync(pod)
+    assert again.actions == []
+    assert again.observed is not None and sorted(c.id for c in again.observed.all()) == ids
+    assert again.status == st
+
+    delete(ex, pod)
+    assert runtime.observe_pod(pod["metadata"]["uid"]).all() == []
+
+
+def test_crashing_container_restarts_with_backoff(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 0.4))
+    pod = make_pod("crash", [box("c", "echo boom; exit 3")])
+    seen_reasons: set[str] = set()
+
+    def check(r: SyncResult) -> bool:
+        cs = statuses(r)["c"]
+        seen_reasons.update(cs["state"].get("waiting", {}).get("reason", "") for _ in [0])
+        return cs["restartCount"] >= 3
+
+    result = converge(ex, pod, check)
+    assert "CrashLoopBackOff" in seen_reasons
+    assert result.status["phase"] == "Running"  # Always: restarting
+    result = converge(ex, pod, lambda r: "waiting" in statuses(r)["c"]["state"])
+    cs = statuses(result)["c"]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["exitCode"] == 3
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    assert cs["ready"] is False
+    # Old attempts are garbage collected: at most the two newest per container.
+    assert result.observed is not None and len(result.observed.attempts("c")) <= 2
+    delete(ex, pod)
+
+
+def test_never_policy_completes_and_init_containers_run_first(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    pod = make_pod(
+        "job",
+        [box("main", "exit 0")],
+        restartPolicy="Never",
+        initContainers=[box("init1", "exit 0"), box("init2", "exit 0")],
+    )
+    result = converge(ex, pod, lambda r: r.status["phase"] == "Succeeded")
+    init = {cs["name"]: cs for cs in result.status["initContainerStatuses"]}
+    assert init["init1"]["state"]["terminated"]["reason"] == "Completed"
+    assert init["init2"]["state"]["terminated"]["reason"] == "Completed"
+    main = statuses(result)["main"]["state"]["terminated"]
+    assert main["exitCode"] == 0
+    assert init["init2"]["state"]["terminated"]["finishedAt"] <= main["startedAt"]
+    # The sandbox is stopped once the pod is done, and nothing restarts.
+    result = converge(ex, pod, lambda r: r.observed is not None and not r.observed.sandbox().running)
+    assert ex.sync(pod).actions == []
+    delete(ex, pod)
+
+
+def test_failed_never_pod(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    pod = make_pod("fail", [box("main", "exit 7")], restartPolicy="Never")
+    result = converge(ex, pod, lambda r: r.status["phase"] == "Failed")
+    assert statuses(result)["main"]["state"]["terminated"]["exitCode"] == 7
+    delete(ex, pod)
+
+
+def test_image_errors(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(5.0, 10.0))
+    pod = make_pod(
+        "img",
+        [
+            {"name": "never", "image": "dockyard/absent:1", "imagePullPolicy": "Never"},
+            {"name": "pull", "image": "dockyard/absent:1"},
+        ],
+    )
+    first = converge(ex, pod, lambda r: True)
+    st = statuses(first)
+    assert st["never"]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    assert st["pull"]["state"]["waiting"]["reason"] == "ErrImagePull"
+    assert first.status["phase"] == "Pending"
+    time.sleep(0.05)
+    second = converge(ex, pod, lambda r: True)
+    assert statuses(second)["pull"]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    assert second.actions == []  # backing off
+    delete(ex, pod)
+
+
+def test_spec_change_replaces_container(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    pod = make_pod("chg", [box("c", "exec sleep 3600")])
+    result = converge(ex, pod, all_ready)
+    old = statuses(result)["c"]["containerID"]
+    pod["spec"]["containers"][0]["env"] = [{"name": "X", "value": "1"}]
+    result = converge(ex, pod, lambda r: all_ready(r) and statuses(r)["c"]["containerID"] != old)
+    assert statuses(result)["c"]["restartCount"] == 1
+    delete(ex, pod)
+
+
+def test_dead_sandbox_is_recreated(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    pod = make_pod("sbx", [box("c", "exec sleep 3600")])
+    result = converge(ex, pod, all_ready)
+    assert result.observed is not None
+    sb = result.observed.sandbox()
+    assert sb is not None
+    runtime.stop(sb.id, 0)
+    result = converge(
+        ex, pod, lambda r: all_ready(r) and r.observed is not None and r.observed.sandbox().id != sb.id
+    )
+    assert statuses(result)["c"]["restartCount"] == 1
+    assert result.observed is not None and result.observed.sandbox().restart_count == 1
+    delete(ex, pod)
+
+
+def test_orphans_are_removed(runtime: DockerRuntime) -> None:
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    pod = make_pod("orphan", [box("c", "exec sleep 3600")])
+    converge(ex, pod, all_ready)
+    observed = runtime.observe_all()[pod["metadata"]["uid"]]
+    ex.remove_orphan(observed, grace=0)
+    assert runtime.observe_pod(pod["metadata"]["uid"]).all() == []

@@ -1,0 +1,115 @@
+"""Node health and eviction decisions: pure functions over a Node, its pods and a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from orchestrator.api.registry import rfc3339
+from orchestrator.controllers.nodes import (
+    TAINT_NOT_READY,
+    TAINT_UNREACHABLE,
+    compute_evictions,
+    compute_node_health,
+    compute_taints,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+GRACE = timedelta(seconds=20)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def node(status: str | None, beat: float = 0.0, taints: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    conds = [] if status is None else [
+        {"type": "Ready", "status": status, "lastHeartbeatTime": rfc3339(at(beat))}
+    ]
+    return {"metadata": {"name": "n1"}, "spec": {"taints": taints or []}, "status": {"conditions": conds}}
+
+
+def taint(key: str, added: float, effect: str = "NoExecute") -> dict[str, Any]:
+    return {"key": key, "effect": effect, "timeAdded": rfc3339(at(added))}
+
+
+def pod(name: str, tolerations: list[dict[str, Any]] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default", **meta},
+            "spec": {"nodeName": "n1", "tolerations": tolerations or []}}
+
+
+@pytest.mark.parametrize(
+    ("status", "beat", "now", "ready", "mark", "want"),
+    [
+        ("True", 0, 5, "True", False, None),  # fresh heartbeat
+        ("True", 0, 20, "True", False, None),  # exactly at the grace: still fine
+        ("True", 0, 20.5, "Unknown", True, TAINT_UNREACHABLE),  # missed heartbeats
+        ("Unknown", 0, 100, "Unknown", False, TAINT_UNREACHABLE),  # already marked
+        ("False", 0, 5, "False", False, TAINT_NOT_READY),  # agent says its runtime is down
+        ("False", 0, 60, "Unknown", True, TAINT_UNREACHABLE),  # ... then went silent
+        (None, 0, 60, "Unknown", False, None),  # never reported: nothing to do
+    ],
+)
+def test_node_health(status: str | None, beat: float, now: float, ready: str, mark: bool, want: str | None) -> None:
+    h = compute_node_health(node(status, beat), at(now), GRACE)
+    assert (h.ready, h.mark_unknown, h.taint) == (ready, mark, want)
+
+
+def test_taints_added_once_and_keep_time_added() -> None:
+    new = compute_taints([], TAINT_UNREACHABLE, at(30))
+    assert new == [taint(TAINT_UNREACHABLE, 30)]
+    assert compute_taints(new, TAINT_UNREACHABLE, at(99)) is None
+
+
+def test_taints_removed_when_ready_and_others_kept() -> None:
+    user = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    assert compute_taints([user, taint(TAINT_UNREACHABLE, 30)], None, at(40)) == [user]
+    assert compute_taints([user], None, at(40)) is None
+
+
+def test_taints_switch_between_health_taints() -> None:
+    assert compute_taints([taint(TAINT_NOT_READY, 1)], TAINT_UNREACHABLE, at(5)) == [taint(TAINT_UNREACHABLE, 5)]
+
+
+EXISTS_UNREACHABLE = {"key": TAINT_UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}
+
+
+@pytest.mark.parametrize(
+    ("tolerations", "now", "evicted", "next_check"),
+    [
+        (None, 39.9, False, 40),  # default 10 s toleration from timeAdded=30
+        (None, 40, True, None),
+        ([dict(EXISTS_UNREACHABLE, tolerationSeconds=60)], 50, False, 90),
+        ([dict(EXISTS_UNREACHABLE, tolerationSeconds=60)], 90, True, None),
+        ([dict(EXISTS_UNREACHABLE, tolerationSeconds=0)], 30, True, None),
+        ([EXISTS_UNREACHABLE], 10_000, False, None),  # tolerates forever
+        ([{"operator": "Exists"}], 10_000, False, None),  # tolerates everything
+        ([{"key": "other", "operator": "Exists"}], 40, True, None),  # does not match: default
+    ],
+)
+def test_eviction_timing(
+    tolerations: list[dict[str, Any]] | None, now: float, evicted: bool, next_check: float | None
+) -> None:
+    plan = compute_evictions([pod("p", tolerations)], [taint(TAINT_UNREACHABLE, 30)], at(now), 10)
+    assert bool(plan.evict) is evicted
+    assert plan.next_check == (at(next_check) if next_check is not None else None)
+
+
+def test_user_noexecute_taint_evicts_at_once_and_noschedule_never() -> None:
+    plan = compute_evictions([pod("p")], [taint("maintenance", 30)], at(30), 10)
+    assert [p["metadata"]["name"] for p in plan.evict] == ["p"]
+    plan = compute_evictions([pod("p")], [taint("maintenance", 30, "NoSchedule")], at(1000), 10)
+    assert plan.evict == [] and plan.next_check is None
+
+
+def test_force_deleted_pods_are_skipped_and_earliest_next_check() -> None:
+    pods = [
+        pod("gone", deletionTimestamp=rfc3339(at(1)), deletionGracePeriodSeconds=0),
+        pod("slow", [dict(EXISTS_UNREACHABLE, tolerationSeconds=100)]),
+        pod("fast", [dict(EXISTS_UNREACHABLE, tolerationSeconds=5)]),
+    ]
+    plan = compute_evictions(pods, [taint(TAINT_UNREACHABLE, 30)], at(31), 10)
+    assert plan.evict == []
+    assert plan.next_check == at(35)
