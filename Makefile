@@ -27,7 +27,7 @@ demo-down:
 	DOCKYARD=$(DOCKYARD) scripts/demo.sh down
 
 test: install docker
-	$(PY) -m pytest -q -rs $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -rs --durations=20 $(PYTEST_ARGS) tests
 
 unit: install
 	$(PY) -m pytest -q tests/unit

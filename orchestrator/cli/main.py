@@ -103,7 +103,9 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                    help="where to write the admin kubeconfig (default the client config path)")
     p.add_argument("--cluster-cidr", metavar="CIDR", help="range node pod CIDRs are carved from")
     p.add_argument("--node-grace", type=seconds, metavar="S",
-                   help="how long a node may miss heartbeats before it is NotReady")
+                   help="how long a node may miss heartbeats before it is NotReady (default 20s)")
+    p.add_argument("--eviction-timeout", type=seconds, metavar="S",
+                   help="how long pods stay on an unreachable node before they are evicted (default 10s)")
 
 
 def _port_options(p: argparse.ArgumentParser) -> None:

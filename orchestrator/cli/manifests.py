@@ -77,11 +77,17 @@ def expand_sources(paths: Iterable[str], recursive: bool = False) -> list[str]:
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
-    problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    return str(problem)
+    """`line 9, column 1: expected ',' or '}' … (while parsing a flow mapping at line 8)`."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    context = getattr(e, "context", None)
+    context_mark = getattr(e, "context_mark", None)
+    if not problem or mark is None:
+        return " ".join(str(e).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    if context and context_mark is not None and context_mark.line != mark.line:
+        text += f" ({context} at line {context_mark.line + 1})"
+    return text
 
 
 def parse_documents(text: str, source: str) -> list[tuple[int, Any]]:

@@ -83,7 +83,12 @@ def test_get_tables_and_formats(cluster: Cluster) -> None:
     assert desc.returncode == 0 and "ScalingReplicaSet" in desc.stdout
 
 
-def test_scale_down_and_up(cluster: Cluster) -> None:
+def test_scale_3_5_1_3(cluster: Cluster) -> None:
+    r = cluster.cli("scale", "deployment/web", "--replicas", "5")
+    assert r.returncode == 0 and "scaled" in r.stdout, r.stderr
+    pods = wait_for(lambda: running_ready(cluster, 5), 90, what="5 web pods")
+    assert all("version 1" in http_get(p["status"]["podIP"]) for p in pods)
+    assert len(cluster.containers("label=dockyard.io/container-name=web")) == 5
     r = cluster.cli("scale", "deployment/web", "--replicas", "1")
     assert r.returncode == 0 and "scaled" in r.stdout, r.stderr
     wait_for(lambda: running_ready(cluster, 1), 60, what="1 web pod")
@@ -104,6 +109,26 @@ def test_deleted_pod_is_replaced_and_its_containers_removed(cluster: Cluster) ->
     assert uid not in [p["metadata"]["uid"] for p in pods]
     wait_for(lambda: not cluster.containers(f"label=dockyard.io/pod-uid={uid}"), 60,
              what="the deleted pod's containers to go")
+
+
+def test_container_removed_behind_our_back_is_replaced(cluster: Cluster) -> None:
+    pod = web_pods(cluster)[0]
+    uid = pod["metadata"]["uid"]
+    old = cluster.containers(f"label=dockyard.io/pod-uid={uid}", "label=dockyard.io/container-name=web")
+    assert len(old) == 1
+    subprocess.run(["docker", "rm", "-f", old[0]], check=True, capture_output=True)
+
+    def replaced() -> list[str]:
+        new = cluster.containers(f"label=dockyard.io/pod-uid={uid}", "label=dockyard.io/container-name=web")
+        return new if new and new != old else []
+
+    wait_for(replaced, 60, what="the removed container to be recreated")
+    p = wait_for(lambda: (lambda q: q if q["status"].get("phase") == "Running" and all(
+        c.get("ready") for c in q["status"].get("containerStatuses", [])) else None)(
+        cluster.client.get(POD, pod["metadata"]["name"], "default")), 60, what="the pod Ready again")
+    assert p["metadata"]["uid"] == uid  # the same pod, its container restarted
+    assert "version 1" in http_get(p["status"]["podIP"])
+    wait_for(lambda: running_ready(cluster, 3), 60, what="3 web pods")
 
 
 def test_template_change_rolls_to_a_new_replicaset(cluster: Cluster, tmp_path: Path) -> None:

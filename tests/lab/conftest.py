@@ -23,17 +23,8 @@ from tests.support.cluster import ROOT
 MASTER_PORT = 16443
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lab: needs root; builds a multi-host lab on this machine")
-
-
 def _cli_module() -> str:
-    from orchestrator.cli.main import build_parser
-
-    for action in build_parser()._subparsers._group_actions:  # noqa: SLF001
-        if "cluster" in action.choices:
-            return "orchestrator"
-    return "tests.lab.cli_shim"
+    return "orchestrator"
 
 
 class LabCluster:
