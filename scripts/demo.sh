@@ -12,7 +12,11 @@ mkdir -p "$STATE"
 if [ "${1:-}" = "down" ]; then
   "$DOCKYARD" delete deployment web --ignore-not-found >/dev/null 2>&1 || true
   if [ -f "$STATE/dockyard.pid" ] && kill -0 "$(cat "$STATE/dockyard.pid")" 2>/dev/null; then
-    sleep 5
+    # let the agent stop the pods' containers before the cluster goes away
+    for _ in $(seq 1 120); do
+      [ -z "$("$DOCKYARD" get pods -l app=web -o name 2>/dev/null)" ] && break
+      sleep 0.5
+    done
     kill "$(cat "$STATE/dockyard.pid")"
     echo "demo cluster stopped"
   fi

@@ -222,7 +222,28 @@ def _secret(obj: dict[str, Any]) -> None:
         obj["type"] = "Opaque"
 
 
+def _service(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    _setdefault(spec, "type", "ClusterIP")
+    _setdefault(spec, "sessionAffinity", "None")
+    if spec["sessionAffinity"] == "ClientIP":
+        config = _dict(spec, "sessionAffinityConfig")
+        client_ip = _dict(config, "clientIP") if config is not None else None
+        if client_ip is not None:
+            _setdefault(client_ip, "timeoutSeconds", 10800)
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        _setdefault(spec, "externalTrafficPolicy", "Cluster")
+    _setdefault(spec, "internalTrafficPolicy", "Cluster")
+    for port in _dicts(spec.get("ports")):
+        _setdefault(port, "protocol", "TCP")
+        if port.get("targetPort") is None and port.get("port") is not None:
+            port["targetPort"] = port["port"]
+
+
 _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "Service": _service,
     "Pod": _pod,
     "ReplicaSet": _replica_set,
     "Deployment": _deployment,

@@ -62,6 +62,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     Kind("", "v1", "Secret", "secrets", True),
     Kind("", "v1", "Event", "events", True, ("ev",)),
+    Kind("", "v1", "Service", "services", True, ("svc",), ("status",)),
+    Kind("", "v1", "Endpoints", "endpoints", True, ("ep",), (), "endpoints"),
     Kind("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     Kind("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
 )

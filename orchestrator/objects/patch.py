@@ -245,6 +245,8 @@ MERGE_KEYS: dict[str, dict[str, str]] = {
     "ConfigMap": dict(_METADATA_KEYS),
     "Secret": dict(_METADATA_KEYS),
     "Event": dict(_METADATA_KEYS),
+    "Service": {**_METADATA_KEYS, "spec.ports": "port", "spec.clusterIPs": SET, **_STATUS_CONDITIONS},
+    "Endpoints": dict(_METADATA_KEYS),
 }
 
 _DELETE = object()  # a map that `$patch: delete` removed

@@ -477,6 +477,42 @@ NODE_STATUS = struct(
     features=OPAQUE_OBJECT,
 )
 
+# --- services ---------------------------------------------------------------------------------
+
+SERVICE_PORT = struct(
+    name=STRING, protocol=STRING, appProtocol=STRING, port=INTEGER, targetPort=INT_OR_STRING, nodePort=INTEGER
+)
+SERVICE_SPEC = struct(
+    type=STRING,
+    selector=MapOf(STRING),
+    ports=ListOf(SERVICE_PORT),
+    clusterIP=STRING,
+    clusterIPs=ListOf(STRING),
+    externalIPs=ListOf(STRING),
+    externalName=STRING,
+    sessionAffinity=STRING,
+    sessionAffinityConfig=struct(clientIP=struct(timeoutSeconds=INTEGER)),
+    publishNotReadyAddresses=BOOLEAN,
+    externalTrafficPolicy=STRING,
+    internalTrafficPolicy=STRING,
+    ipFamilies=ListOf(STRING),
+    ipFamilyPolicy=STRING,
+    loadBalancerIP=STRING,
+    loadBalancerSourceRanges=ListOf(STRING),
+    allocateLoadBalancerNodePorts=BOOLEAN,
+    healthCheckNodePort=INTEGER,
+)
+SERVICE_STATUS = struct(
+    loadBalancer=struct(ingress=ListOf(struct(ip=STRING, hostname=STRING, ports=ListOf(ANY)))),
+    conditions=ListOf(CONDITION),
+)
+ENDPOINT_ADDRESS = struct(ip=STRING, hostname=STRING, nodeName=STRING, targetRef=OBJECT_REFERENCE)
+ENDPOINT_PORT = struct(name=STRING, port=INTEGER, protocol=STRING, appProtocol=STRING)
+ENDPOINT_SUBSET = struct(
+    addresses=ListOf(ENDPOINT_ADDRESS), notReadyAddresses=ListOf(ENDPOINT_ADDRESS), ports=ListOf(ENDPOINT_PORT)
+)
+
+
 # --- whole objects ----------------------------------------------------------------------------
 
 _TOP = struct(apiVersion=STRING, kind=STRING, metadata=OBJECT_META)
@@ -508,6 +544,8 @@ KIND_SCHEMAS: dict[str, Struct] = {
     ),
     "ReplicaSet": _TOP.extend(spec=REPLICA_SET_SPEC, status=REPLICA_SET_STATUS),
     "Deployment": _TOP.extend(spec=DEPLOYMENT_SPEC, status=DEPLOYMENT_STATUS),
+    "Service": _TOP.extend(spec=SERVICE_SPEC, status=SERVICE_STATUS),
+    "Endpoints": _TOP.extend(subsets=ListOf(ENDPOINT_SUBSET)),
 }
 
 

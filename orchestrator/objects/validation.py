@@ -244,7 +244,10 @@ def config_key_error(key: str) -> str | None:
 
 
 # Name format of each kind (default: DNS-1123 subdomain). Services will use dns1035_label_error.
-NAME_RULES: dict[str, Callable[[str], str | None]] = {"Namespace": dns1123_label_error}
+NAME_RULES: dict[str, Callable[[str], str | None]] = {
+    "Namespace": dns1123_label_error,
+    "Service": dns1035_label_error,
+}
 _NAMESPACED = {k.kind: k.namespaced for k in KINDS}
 
 
@@ -1249,7 +1252,109 @@ def _validate_namespace(obj: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
+# --- services ---------------------------------------------------------------------------------
+
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+SERVICE_PROTOCOLS = ("TCP", "UDP")
+SESSION_AFFINITIES = ("None", "ClientIP")
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def _validate_service(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    errs: list[FieldError] = []
+    stype = spec.get("type") or "ClusterIP"
+    _enum(errs, spec, "type", "spec", SERVICE_TYPES)
+    _enum(errs, spec, "sessionAffinity", "spec", SESSION_AFFINITIES)
+    errs += validate_labels(_dict(spec.get("selector")), "spec.selector")
+    cluster_ip = spec.get("clusterIP")
+    headless = cluster_ip == "None"
+    if cluster_ip and not headless:
+        try:
+            ipaddress.IPv4Address(cluster_ip)
+        except ValueError:
+            errs.append(invalid("spec.clusterIP", cluster_ip, 'must be a valid IPv4 address or "None"'))
+    if stype == "ExternalName":
+        if not spec.get("externalName"):
+            errs.append(required("spec.externalName"))
+        elif dns1123_subdomain_error(spec["externalName"].rstrip(".")):
+            errs.append(invalid("spec.externalName", spec["externalName"], "must be a valid DNS name"))
+    elif headless and stype != "ClusterIP":
+        errs.append(invalid("spec.clusterIP", cluster_ip, 'may only be "None" for type ClusterIP'))
+    ports = _dicts(spec.get("ports"))
+    if not ports and not headless and stype != "ExternalName":
+        errs.append(required("spec.ports"))
+    names: set[str] = set()
+    seen: set[tuple[Any, Any]] = set()
+    node_ports: set[tuple[Any, Any]] = set()
+    for i, port in enumerate(ports):
+        p = f"spec.ports[{i}]"
+        name = port.get("name")
+        if name:
+            err = dns1123_label_error(name)
+            if err:
+                errs.append(invalid(f"{p}.name", name, err))
+            if name in names:
+                errs.append(duplicate(f"{p}.name", name))
+            names.add(name)
+        elif len(ports) > 1:
+            errs.append(required(f"{p}.name", "when there is more than one port"))
+        number = port.get("port")
+        if number is None:
+            errs.append(required(f"{p}.port"))
+        elif not 1 <= number <= 65535:
+            errs.append(invalid(f"{p}.port", number, "must be between 1 and 65535, inclusive"))
+        _enum(errs, port, "protocol", p, SERVICE_PROTOCOLS)
+        key = (number, port.get("protocol") or "TCP")
+        if number is not None and key in seen:
+            errs.append(duplicate(p, {"port": number, "protocol": key[1]}))
+        seen.add(key)
+        if port.get("targetPort") is not None:
+            errs += _validate_port_ref(port["targetPort"], f"{p}.targetPort")
+        node_port = port.get("nodePort")
+        if node_port:
+            if stype not in ("NodePort", "LoadBalancer"):
+                errs.append(forbidden(f"{p}.nodePort", f"may not be used when `type` is '{stype}'"))
+            elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+                errs.append(
+                    invalid(f"{p}.nodePort", node_port, "provided port is not in the valid range. "
+                            f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
+                )
+            elif (node_port, key[1]) in node_ports:
+                errs.append(duplicate(f"{p}.nodePort", node_port))
+            node_ports.add((node_port, key[1]))
+    return errs
+
+
+def _validate_service_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    new_ip = _dict(new.get("spec")).get("clusterIP")
+    old_ip = _dict(old.get("spec")).get("clusterIP")
+    if old_ip and new_ip != old_ip:
+        return [invalid("spec.clusterIP", new_ip or "", "field is immutable")]
+    return []
+
+
+def _validate_endpoints(obj: dict[str, Any]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, subset in enumerate(_dicts(obj.get("subsets"))):
+        for group in ("addresses", "notReadyAddresses"):
+            for j, addr in enumerate(_dicts(subset.get(group))):
+                try:
+                    ipaddress.ip_address(addr.get("ip") or "")
+                except ValueError:
+                    errs.append(invalid(f"subsets[{i}].{group}[{j}].ip", addr.get("ip"), "must be a valid IP address"))
+        for j, port in enumerate(_dicts(subset.get("ports"))):
+            number = port.get("port")
+            if number is None or not 1 <= number <= 65535:
+                errs.append(invalid(f"subsets[{i}].ports[{j}].port", number, "must be between 1 and 65535, inclusive"))
+    return errs
+
+
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
+    "Service": _validate_service,
+    "Endpoints": _validate_endpoints,
     "Pod": _validate_pod,
     "ReplicaSet": lambda obj: _validate_workload("ReplicaSet", obj),
     "Deployment": lambda obj: _validate_workload("Deployment", obj),
@@ -1261,6 +1366,7 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]] = {
+    "Service": _validate_service_update,
     "Pod": _validate_pod_update,
     "ReplicaSet": _validate_workload_update,
     "Deployment": _validate_workload_update,

@@ -1,0 +1,148 @@
+"""Service address allocation: cluster IPs from the service CIDR and NodePorts.
+
+Allocation happens in a Registry create hook, i.e. inside the API request that creates the
+Service, after defaulting and before validation, so the address is part of the first
+stored version of the object and never changes afterwards (validation makes `clusterIP`
+immutable on update). The store itself is the allocation table: the hook lists the
+Services that exist and picks the lowest free address, so there is no separate bitmap to
+repair after a crash. Writes are serialized by the single-writer store, and the hook runs
+synchronously in the event loop, so two concurrent creates cannot pick the same address.
+
+* `clusterIP` unset: the lowest free host address of the service CIDR, skipping the
+  network address, the first address (kept for a gateway/API service, as Kubernetes keeps
+  `.1` for `kubernetes`) and the cluster DNS address (the 10th, `dns_service_ip`).
+* `clusterIP: None`: a headless Service, nothing allocated.
+* `clusterIP` given: must lie in the CIDR and be free (else 422 Invalid).
+* type NodePort/LoadBalancer: each port without `nodePort` gets the lowest free one of
+  30000–32767 (per protocol); a requested one must be free.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import errors
+from ..api.registry import Registry
+from ..objects.kinds import by_kind
+from ..objects.validation import NODE_PORT_RANGE, invalid
+
+SERVICE = by_kind("v1", "Service")
+DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
+
+Obj = dict[str, Any]
+
+
+class AllocationError(ValueError):
+    """No address or port can be allocated (the message says which field and why)."""
+
+    def __init__(self, field: str, value: Any, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.value = value
+        self.detail = detail
+
+
+def dns_service_ip(service_cidr: str) -> str:
+    """The cluster DNS address: the 10th address of the service CIDR (10.43.0.10)."""
+    return str(ipaddress.ip_network(service_cidr)[10])
+
+
+def reserved_ips(service_cidr: str) -> set[str]:
+    net = ipaddress.ip_network(service_cidr)
+    return {str(net.network_address), str(net[1]), dns_service_ip(service_cidr), str(net.broadcast_address)}
+
+
+def used_cluster_ips(services: Iterable[Obj]) -> set[str]:
+    out = set()
+    for svc in services:
+        ip = (svc.get("spec") or {}).get("clusterIP")
+        if ip and ip != "None":
+            out.add(ip)
+    return out
+
+
+def used_node_ports(services: Iterable[Obj]) -> set[tuple[int, str]]:
+    out = set()
+    for svc in services:
+        for port in (svc.get("spec") or {}).get("ports") or []:
+            if isinstance(port, dict) and port.get("nodePort"):
+                out.add((int(port["nodePort"]), port.get("protocol") or "TCP"))
+    return out
+
+
+def allocate_cluster_ip(service_cidr: str, used: set[str], wanted: str | None = None, dns_ip: bool = False) -> str:
+    """A free address of `service_cidr` (`wanted` when given and free)."""
+    net = ipaddress.ip_network(service_cidr)
+    reserved = reserved_ips(service_cidr)
+    if wanted:
+        try:
+            addr = ipaddress.ip_address(wanted)
+        except ValueError:
+            raise AllocationError("spec.clusterIP", wanted, "must be a valid IP address") from None
+        if addr not in net:
+            raise AllocationError("spec.clusterIP", wanted, f"provided IP is not in the valid range {service_cidr}")
+        if wanted in used:
+            raise AllocationError("spec.clusterIP", wanted, "provided IP is already allocated")
+        if wanted in reserved and not (dns_ip and wanted == dns_service_ip(service_cidr)):
+            raise AllocationError("spec.clusterIP", wanted, "provided IP is reserved")
+        return wanted
+    for addr in net.hosts():
+        ip = str(addr)
+        if ip not in used and ip not in reserved:
+            return ip
+    raise AllocationError("spec.clusterIP", "", f"no free address left in the service range {service_cidr}")
+
+
+def allocate_node_ports(ports: list[Obj], used: set[tuple[int, str]]) -> None:
+    """Give each port without a nodePort the lowest free one (in place); check requested ones."""
+    taken = set(used)
+    for i, port in enumerate(ports):
+        proto = port.get("protocol") or "TCP"
+        wanted = port.get("nodePort")
+        if wanted:
+            if (wanted, proto) in taken:
+                raise AllocationError(f"spec.ports[{i}].nodePort", wanted, "provided port is already allocated")
+            taken.add((wanted, proto))
+    for port in ports:
+        if port.get("nodePort"):
+            continue
+        proto = port.get("protocol") or "TCP"
+        for candidate in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+            if (candidate, proto) not in taken:
+                port["nodePort"] = candidate
+                taken.add((candidate, proto))
+                break
+        else:
+            raise AllocationError("spec.ports", "", "no free node port left")
+
+
+def plan_allocation(svc: Obj, existing: list[Obj], service_cidr: str) -> None:
+    """Fill in `spec.clusterIP(s)` and node ports of a Service being created (in place)."""
+    spec = svc.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    stype = spec.get("type") or "ClusterIP"
+    if stype == "ExternalName":
+        return
+    meta = svc.get("metadata") or {}
+    is_dns = meta.get("namespace") == "kube-system" and meta.get("name") == "kube-dns"
+    wanted = spec.get("clusterIP")
+    if wanted != "None":
+        spec["clusterIP"] = allocate_cluster_ip(service_cidr, used_cluster_ips(existing), wanted or None, is_dns)
+    spec["clusterIPs"] = [spec["clusterIP"]]
+    if stype in ("NodePort", "LoadBalancer"):
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+        allocate_node_ports(ports, used_node_ports(existing))
+
+
+def service_allocation_hook(registry: Registry, service_cidr: str) -> Callable[[Obj], None]:
+    def hook(svc: Obj) -> None:
+        try:
+            plan_allocation(svc, registry.items(SERVICE), service_cidr)
+        except AllocationError as e:
+            name = (svc.get("metadata") or {}).get("name") or ""
+            raise errors.invalid("Service", name, [invalid(e.field, e.value, e.detail).cause()]) from None
+
+    return hook
