@@ -66,7 +66,7 @@ def test_pod_row_and_wide_row() -> None:
 @pytest.mark.parametrize(
     ("statuses", "extra", "expected"),
     [
-        ([cs("a", False, state_waiting := 0, waiting={"reason": "CrashLoopBackOff"}), cs("b", True)], {},
+        ([cs("a", False, waiting={"reason": "CrashLoopBackOff"}), cs("b", True)], {},
          "CrashLoopBackOff"),
         ([cs("a", False, waiting={"reason": "ErrImagePull"})], {}, "ErrImagePull"),
         ([cs("a", False, waiting={"reason": "ContainerCreating"})], {"phase": "Pending"}, "ContainerCreating"),
