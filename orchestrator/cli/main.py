@@ -201,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=non_negative_int, required=True, metavar="N")
 
     # pods at work, and fleets
-    from . import cluster, exec, logs, top
+    from . import cluster, exec, logs, rollout, top
 
-    for module in (logs, exec, top, cluster):
+    for module in (logs, exec, top, cluster, rollout):
         module.register(sub)
 
     # client config and version

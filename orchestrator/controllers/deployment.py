@@ -56,6 +56,41 @@ Kubernetes' timestamp rules: lastTransitionTime kept while status is unchanged; 
 Progressing lastUpdateTime moves whenever progress is observed and the deadline is measured
 from it. Old ReplicaSets beyond revisionHistoryLimit (default 10) with no replicas and no pods
 are deleted, lowest revision first, once a rollout is complete or while paused.
+
+Automatic rollback (a Dockyard extension; Kubernetes never rolls back by itself)
+  * Last good revision: whenever a rollout is complete (observedGeneration current, all
+    spec.replicas updated and available, no old replicas, spec.replicas > 0) the Deployment
+    gets the annotation ``dockyard.io/last-good-revision`` = the new ReplicaSet's revision.
+  * A rollout *fails* when it is not complete and either its progress deadline passes
+    (Progressing=False/ProgressDeadlineExceeded, as in Kubernetes) or a pod of the new
+    ReplicaSet is failing (Progressing=False/NewReplicaSetFailing). A pod is failing when
+    one of its (init or app) containers is waiting with a reason that retrying the same
+    template will not fix (``FAILING_WAIT_REASONS``: CrashLoopBackOff, ImagePullBackOff,
+    ErrImagePull, ErrImageNeverPull, InvalidImageName, CreateContainerConfigError,
+    CreateContainerError) or has restarted ``CRASH_LOOP_RESTARTS`` (3) times or more.
+    Pod failures are judged before progress, so a readiness that flaps between crashes does
+    not hide a crash loop. The first failure records a ``Warning RolloutFailed`` event.
+  * On failure the Deployment is rolled back, like ``kubectl rollout undo``, to the old
+    ReplicaSet whose revision is the last good one: the plan carries a `Rollback` with that
+    ReplicaSet's template (minus ``pod-template-hash``), which the caller writes as a normal
+    update of the Deployment's spec (generation bumps). No ReplicaSet is touched in that pass.
+    Progressing becomes False/RolledBack, a ``Normal DeploymentRollback`` event says
+    "Rolled back deployment "web" to revision N", and the Deployment is marked with
+    ``dockyard.io/rolled-back-from-revision`` (the failed revision),
+    ``dockyard.io/rolled-back-to-revision`` (N) and ``dockyard.io/rolled-back-template-hash``
+    (the hash of the template rolled back to); its ``kubernetes.io/change-cause`` becomes
+    the restored ReplicaSet's (removed if that has none), as `kubectl rollout undo` does.
+  * No loop: while the Deployment's template still hashes to the marked one, the
+    RolledBack condition is kept (the rollback is visible until someone changes the
+    template) and no further automatic rollback happens, even if the restored revision
+    fails too. The failed ReplicaSet is never a rollback target (it never became good), and
+    the restored one takes a new revision number, so two templates cannot ping-pong. A new
+    template clears the marks and starts an ordinary rollout; re-applying the failed template
+    is such an explicit change and is tried (and, if it fails again, rolled back) again.
+  * No rollback when: the annotation ``dockyard.io/auto-rollback: "false"`` is set (opt-out;
+    the failure is still reported with Progressing=False), there is no last good revision
+    or its ReplicaSet is gone (first rollout, history limit), the Deployment is paused, or it
+    has no progress deadline (progressDeadlineSeconds = 2^31-1 means "never give up").
 """
 
 from __future__ import annotations
@@ -87,6 +122,28 @@ REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+AUTO_ROLLBACK = "dockyard.io/auto-rollback"
+LAST_GOOD_REVISION = "dockyard.io/last-good-revision"
+ROLLED_BACK_FROM = "dockyard.io/rolled-back-from-revision"
+ROLLED_BACK_TO = "dockyard.io/rolled-back-to-revision"
+ROLLED_BACK_HASH = "dockyard.io/rolled-back-template-hash"
+_ROLLBACK_MARKS = (ROLLED_BACK_FROM, ROLLED_BACK_TO, ROLLED_BACK_HASH)
+FAILING_WAIT_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+CRASH_LOOP_RESTARTS = 3
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+NEW_RS_FAILING = "NewReplicaSetFailing"
+ROLLED_BACK = "RolledBack"
 _NOT_COPIED = frozenset(
     {
         "kubectl.kubernetes.io/last-applied-configuration",
@@ -95,6 +152,10 @@ _NOT_COPIED = frozenset(
         DESIRED_REPLICAS,
         MAX_REPLICAS,
         "deprecated.deployment.rollback.to",
+        LAST_GOOD_REVISION,
+        ROLLED_BACK_FROM,
+        ROLLED_BACK_TO,
+        ROLLED_BACK_HASH,
     }
 )
 DEFAULT_HISTORY_LIMIT = 10
@@ -106,13 +167,27 @@ Event = tuple[str, str, str]
 
 
 @dataclass
+class Rollback:
+    """Write `template` into the Deployment's spec.template: the rollout failed."""
+
+    template: dict
+    to_revision: int
+    from_revision: int
+    reason: str  # ProgressDeadlineExceeded | NewReplicaSetFailing
+    message: str
+    change_cause: str | None = None  # the restored ReplicaSet's kubernetes.io/change-cause
+
+
+@dataclass
 class DeploymentPlan:
     create_rs: dict | None = None
     update_rs: list[dict] = field(default_factory=list)
     delete_rs: list[dict] = field(default_factory=list)
     status: dict = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
-    deployment_annotations: dict[str, str] | None = None
+    # annotation changes for the Deployment's metadata; None values remove a key
+    deployment_annotations: dict[str, str | None] | None = None
+    rollback: Rollback | None = None
 
 
 # --- hashing -----------------------------------------------------------------------------
@@ -228,6 +303,9 @@ class _Pass:
                 self.pods_by_rs.setdefault(ref["uid"], []).append(pod)
         self.template_hash = pod_template_hash(spec.get("template") or {}, self.collision_count)
         self.new_rs = self._find_new()
+        self.dep_annotations: dict = dict(meta.get("annotations") or {})
+        # why this rollout failed in this pass (condition reason, message), if it did
+        self.failure: tuple[str, str] | None = None
 
     # ordering / lookup
 
@@ -673,6 +751,37 @@ def _timed_out(p: _Pass) -> bool:
     return since + timedelta(seconds=p.deadline) < p.now
 
 
+def container_failure(pod: dict) -> str | None:
+    """Why a pod counts as failing for rollout purposes (see the module docstring), or None."""
+    st = pod.get("status") or {}
+    for cs in [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]:
+        name = cs.get("name", "")
+        reason = (((cs.get("state") or {}).get("waiting")) or {}).get("reason")
+        if reason in FAILING_WAIT_REASONS:
+            return f"container {name} is waiting: {reason}"
+        restarts = int(cs.get("restartCount") or 0)
+        if restarts >= CRASH_LOOP_RESTARTS:
+            return f"container {name} has restarted {restarts} times"
+    return None
+
+
+def _new_rs_failure(p: _Pass) -> str | None:
+    if p.new_rs is None:
+        return None
+    for pod in sorted(p._pods(p.new_rs), key=_name):
+        why = container_failure(pod)
+        if why:
+            return f'pod "{_name(pod)}": {why}'
+    return None
+
+
+def _rolled_back_template_current(p: _Pass) -> bool:
+    """The template is still the one an automatic rollback restored."""
+    mark = p.dep_annotations.get(ROLLED_BACK_HASH)
+    template = (p.dep.get("spec") or {}).get("template") or {}
+    return bool(mark) and mark == pod_template_hash(template)
+
+
 def _rollout_status(p: _Pass) -> dict:
     """syncRolloutStatus: status plus the Progressing condition."""
     status = _calculate_status(p)
@@ -681,6 +790,8 @@ def _rollout_status(p: _Pass) -> dict:
         return status
     current = p.condition("Progressing")
     rs_name = _name(p.new_rs) if p.new_rs is not None else ""
+    if current is not None and current.get("reason") == ROLLED_BACK and _rolled_back_template_current(p):
+        return status  # the rollback stays visible until the template changes
     already_complete = (
         status["replicas"] == status["updatedReplicas"]
         and current is not None
@@ -688,10 +799,16 @@ def _rollout_status(p: _Pass) -> dict:
     )
     if already_complete:
         return status
+    was_failed = current is not None and current.get("reason") in (DEADLINE_EXCEEDED, NEW_RS_FAILING)
+    failing = None if _complete(p, status) else _new_rs_failure(p)
     if _complete(p, status):
         p.set_condition(
             "Progressing", "True", "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.'
         )
+    elif failing:
+        message = f'ReplicaSet "{rs_name}" is failing: {failing}'
+        p.set_condition("Progressing", "False", NEW_RS_FAILING, message)
+        p.failure = (NEW_RS_FAILING, failing)
     elif _progressing(p, status):
         msg = f'ReplicaSet "{rs_name}" is progressing.' if rs_name else f'Deployment "{p.name}" is progressing.'
         cond = {
@@ -712,13 +829,64 @@ def _rollout_status(p: _Pass) -> dict:
     elif _timed_out(p):
         was = current.get("reason") if current else None
         p.set_condition(
-            "Progressing", "False", "ProgressDeadlineExceeded", f'ReplicaSet "{rs_name}" has timed out progressing.'
+            "Progressing", "False", DEADLINE_EXCEEDED, f'ReplicaSet "{rs_name}" has timed out progressing.'
         )
-        if was != "ProgressDeadlineExceeded":
+        if was != DEADLINE_EXCEEDED:
             p.events.append(
-                ("Warning", "ProgressDeadlineExceeded", f'Deployment "{p.name}" exceeded its progress deadline')
+                ("Warning", DEADLINE_EXCEEDED, f'Deployment "{p.name}" exceeded its progress deadline')
             )
+        p.failure = (DEADLINE_EXCEEDED, "progress deadline exceeded")
+    if p.failure is not None and not was_failed:
+        revision = _revision(p.new_rs) if p.new_rs is not None else 0
+        p.events.append(
+            ("Warning", "RolloutFailed",
+             f'Rollout of deployment "{p.name}" to revision {revision} failed: {p.failure[1]}')
+        )
     return status
+
+
+# --- automatic rollback ------------------------------------------------------------------
+
+
+def auto_rollback_enabled(dep: dict) -> bool:
+    value = ((dep.get("metadata") or {}).get("annotations") or {}).get(AUTO_ROLLBACK, "")
+    return str(value).strip().lower() != "false"
+
+
+def _last_good_rs(p: _Pass) -> dict | None:
+    try:
+        good = int(p.dep_annotations.get(LAST_GOOD_REVISION, ""))
+    except ValueError:
+        return None
+    for rs in p.old_rs:
+        if _revision(rs) == good and not is_terminating(rs):
+            return rs
+    return None
+
+
+def _plan_rollback(p: _Pass) -> Rollback | None:
+    """The rollback decision for a failed rollout (None: leave it failed)."""
+    if p.failure is None or p.paused or not auto_rollback_enabled(p.dep):
+        return None
+    if _rolled_back_template_current(p):
+        return None
+    good = _last_good_rs(p)
+    if good is None:
+        return None
+    template = copy.deepcopy((good.get("spec") or {}).get("template") or {})
+    labels = (template.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(HASH_LABEL, None)
+    to_revision = _revision(good)
+    from_revision = _revision(p.new_rs) if p.new_rs is not None else 0
+    reason, why = p.failure
+    message = f"Rolled back from revision {from_revision} to revision {to_revision}: {why}"
+    p.set_condition("Progressing", "False", ROLLED_BACK, message)
+    p.events.append(
+        ("Normal", "DeploymentRollback", f'Rolled back deployment "{p.name}" to revision {to_revision}')
+    )
+    cause = ((good.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE)
+    return Rollback(template, to_revision, from_revision, reason, message, cause)
 
 
 def _paused_conditions(p: _Pass) -> None:
@@ -780,27 +948,46 @@ def _rollout_recreate(p: _Pass) -> tuple[dict, list[dict]]:
 
 
 def _finish(p: _Pass, status: dict, delete: list[dict]) -> DeploymentPlan:
+    rollback = None if is_terminating(p.dep) else _plan_rollback(p)
+    if rollback is not None:
+        status["conditions"] = p.conditions
+        marks: dict[str, str | None] = {
+            ROLLED_BACK_FROM: str(rollback.from_revision),
+            ROLLED_BACK_TO: str(rollback.to_revision),
+            ROLLED_BACK_HASH: pod_template_hash(rollback.template),
+            # the change-cause follows the template, as with `kubectl rollout undo`
+            CHANGE_CAUSE: rollback.change_cause,
+        }
+        # the Deployment's spec changes: this pass touches no ReplicaSet
+        return DeploymentPlan(status=status, events=p.events, deployment_annotations=marks, rollback=rollback)
     updates = [rs for rs in p.rs_list if _name(rs) in p.dirty and rs is not p.created]
     doomed = {_name(rs) for rs in delete}
     updates = [rs for rs in updates if _name(rs) not in doomed]
-    dep_ann = None
+    want: dict[str, str | None] = {}
     if p.new_rs is not None:
         revision = _annotations(p.new_rs).get(REVISION)
-        current = ((p.dep.get("metadata") or {}).get("annotations") or {}).get(REVISION)
-        if revision and revision != current:
-            dep_ann = {REVISION: revision}
+        if revision:
+            want[REVISION] = revision
+            if p.replicas > 0 and _complete(p, status) and not is_terminating(p.dep):
+                want[LAST_GOOD_REVISION] = revision
+    if not _rolled_back_template_current(p):
+        want.update({key: None for key in _ROLLBACK_MARKS})
+    dep_ann = {k: v for k, v in want.items() if p.dep_annotations.get(k) != v}
     return DeploymentPlan(
         create_rs=p.created,
         update_rs=updates,
         delete_rs=delete,
         status=status,
         events=p.events,
-        deployment_annotations=dep_ann,
+        deployment_annotations=dep_ann or None,
     )
 
 
 __all__ = [
     "DeploymentPlan",
+    "Rollback",
+    "auto_rollback_enabled",
+    "container_failure",
     "plan_deployment",
     "pod_template_hash",
     "resolve_int_or_percent",

@@ -3,11 +3,14 @@
 The decisions are pure (`plan_replicaset`, `plan_deployment`); these classes only read
 the objects a decision needs from the registry, hand them to the planner and carry out
 the plan: create/delete pods, create/update/delete ReplicaSets, write status, and
-record Events.
+record Events. An automatic rollback (`DeploymentPlan.rollback`) is written as an ordinary
+update of the Deployment's spec.template, checked against the resourceVersion that was
+read, so a concurrent user edit wins and the pass is simply retried.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -129,7 +132,19 @@ class DeploymentController(Controller):
             if any(r.get("uid") in rs_uids for r in p["metadata"].get("ownerReferences") or [])
         ]
         plan = plan_deployment(dep, all_rss, pods, self.registry.clock())
-        if plan.deployment_annotations:
+        if plan.rollback is not None:
+            # A normal update of the Deployment (generation bumps), guarded by its
+            # resourceVersion: if someone changed it meanwhile, the pass is retried.
+            dep = copy.deepcopy(dep)
+            dep["spec"]["template"] = plan.rollback.template
+            annotations = dep["metadata"].setdefault("annotations", {})
+            for key, value in (plan.deployment_annotations or {}).items():
+                if value is None:
+                    annotations.pop(key, None)
+                else:
+                    annotations[key] = value
+            dep = self.registry.update(DEPLOY, ns, name, dep)
+        elif plan.deployment_annotations:
             dep = self.registry.patch(DEPLOY, ns, name, {"metadata": {"annotations": plan.deployment_annotations}},
                                       "application/merge-patch+json")
         if plan.create_rs is not None:

@@ -91,9 +91,15 @@ class Sim:
             self.rss[rs["metadata"]["name"]] = stored
         for rs in plan.delete_rs:
             del self.rss[rs["metadata"]["name"]]
+        if plan.rollback is not None:
+            self.dep["spec"]["template"] = copy.deepcopy(plan.rollback.template)
+            self.dep["metadata"]["generation"] += 1
         self.dep["status"] = copy.deepcopy(plan.status)
-        if plan.deployment_annotations:
-            self.dep["metadata"]["annotations"].update(plan.deployment_annotations)
+        for key, value in (plan.deployment_annotations or {}).items():
+            if value is None:
+                self.dep["metadata"]["annotations"].pop(key, None)
+            else:
+                self.dep["metadata"]["annotations"][key] = value
         self.events.extend(plan.events)
         self.plans.append(plan)
         return plan
