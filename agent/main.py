@@ -6,10 +6,12 @@ Threads of an ``Agent``:
   namespaces, keeping a cache by pod uid; reconnects from the last resourceVersion after a
   network error and relists after ``410 Gone``. Each event wakes the reconcile loop.
 * **heartbeat**: patches the Node status every ``heartbeat`` seconds.
-* **reconcile** (the caller of ``run``): every ``resync`` seconds, or at once after an
-  event, hands each cached pod to a small thread pool. A pod is never worked on by two
-  threads at once; an event for a busy pod marks it dirty and it runs again right after.
-  Containers of pods the cache does not know (after the first successful list) are
+* **reconcile** (the caller of ``run``): every ``resync`` seconds hands each cached pod
+  to a small thread pool (a full pass); a watch event hands over just its own pod, at
+  once, so a burst of new pods does not re-sync every running pod per event. A relist, or
+  a pod deleted or moved away, brings the full pass forward. A pod is never worked on by
+  two threads at once; an event for a busy pod marks it dirty and it runs again right
+  after. Containers of pods the cache does not know (after the first successful list) are
   orphans and get removed.
 
 A pod worker is ``PodExecutor.sync``: observe the pod's containers, plan with
@@ -349,7 +351,9 @@ class Agent:
         *,
         data_dir: Path = DEFAULT_DATA_DIR,
         probe_workers: int = 4,
+        service_network: bool = True,
     ) -> None:
+        self.service_network = service_network  # pod routes, service rules and cluster DNS
         self.kubelet_port = kubelet_port  # HTTPS logs/exec endpoint (None: default, see agent.server)
         self.metrics_port = metrics_port  # plain-HTTP /metrics endpoint
         self.client = client
@@ -381,6 +385,8 @@ class Agent:
         self._inflight: set[str] = set()
         self._dirty: set[str] = set()
         self._finalized: set[str] = set()  # deleted by us; ignore until the watch says DELETED
+        self._queued: set[str] = set()  # pods a watch event (or a busy re-run) asks to sync now
+        self._full = True  # a full pass (every pod, orphans, volumes) is due at the next wake
         self._pool: ThreadPoolExecutor | None = None
         self._field_selector = f"spec.nodeName={node_name}"
 
@@ -401,21 +407,86 @@ class Agent:
         ]
         for t in threads:
             t.start()
+        cleanup = self._start_service_network(stop) if self.service_network else (lambda: None)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dockyard-pod")
+        next_full = time.monotonic()
         try:
             while not stop.is_set():
-                self._wake.wait(self.resync)
+                self._wake.wait(max(0.0, next_full - time.monotonic()))
                 self._wake.clear()
                 if stop.is_set():
                     break
+                with self._lock:
+                    full = self._full or time.monotonic() >= next_full
+                    self._full = False
+                    queued, self._queued = self._queued, set()
                 try:
-                    self.sync_all()
+                    if full:
+                        next_full = time.monotonic() + self.resync
+                        self.sync_all()
+                    else:
+                        for uid in queued:
+                            self._submit(uid, self._sync_pod)
                 except Exception:
                     log.exception("resync failed")
         finally:
+            cleanup()  # first: the process may be given little time to exit
             self.executor.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
             threads[1].join(timeout=1)
+
+    def _start_service_network(self, stop: threading.Event) -> Callable[[], None]:
+        """Pod routes to other nodes, service rules and the node's DNS server (see
+        agent.network, agent.serviceproxy, agent.dns); returns their cleanup."""
+        from .dns import ClusterDNS
+        from .network import NetChains, PodNetwork
+        from .serviceproxy import Chains, ClusterState, ServiceProxy, chain_prefix
+
+        try:
+            self.runtime.ensure_network(self.node.pod_cidr)
+            gateway, bridge = self.runtime.network_info()
+        except RuntimeFailure as e:
+            log.warning("pod network unavailable (%s); services and DNS are disabled", e)
+            return lambda: None
+        prefix = chain_prefix(self.runtime.network)
+        state = ClusterState(self.client)
+        network = PodNetwork(state, self.node_name, NetChains(prefix), bridge=lambda: bridge)
+        proxy = ServiceProxy(state, Chains(prefix))
+        dns: ClusterDNS | None = None
+        if gateway:
+            try:
+                dns = ClusterDNS(gateway)
+                state.listeners.append(
+                    lambda res: dns.update(state.services(), state.endpoints())  # type: ignore[union-attr]
+                    if res in ("services", "endpoints") else None
+                )
+                dns.start()
+                self.runtime.dns_servers = [gateway]
+            except OSError as e:
+                log.warning("cluster DNS cannot listen on %s:53: %s", gateway, e)
+                dns = None
+        workers = [
+            threading.Thread(target=proxy.run, args=(stop,), name="dockyard-proxy", daemon=True),
+            threading.Thread(target=network.run, args=(stop,), name="dockyard-network", daemon=True),
+        ]
+        workers.append(threading.Thread(target=lambda: (stop.wait(), proxy.wake(), network.wake()),
+                                        name="dockyard-network-stop", daemon=True))
+        state.start(stop)
+        for t in workers:
+            t.start()
+        proxy.wake()
+
+        def cleanup() -> None:
+            log.info("removing service rules, pod routes and cluster DNS")
+            for t in workers:
+                t.join(timeout=1)
+            proxy.cleanup()
+            network.cleanup()
+            if dns is not None:
+                dns.stop()
+            log.info("service rules, pod routes and cluster DNS removed")
+
+        return cleanup
 
     def _register(self, stop: threading.Event) -> bool:
         delay = 0.5
@@ -447,6 +518,7 @@ class Agent:
                 del pods[uid]
             self.pods = pods
             self.synced = True
+            self._full = True
         self._wake.set()
 
     def _apply_event(self, etype: str, pod: dict[str, Any]) -> None:
@@ -460,8 +532,10 @@ class Agent:
                 return
             if etype == "DELETED" or pod.get("spec", {}).get("nodeName") != self.node_name:
                 self.pods.pop(uid, None)
+                self._full = True  # its containers are orphans now
             else:
                 self.pods[uid] = _ensure_kind(pod)
+                self._queued.add(uid)
         self._wake.set()
 
     def _watch_loop(self, stop: threading.Event) -> None:
@@ -560,6 +634,8 @@ class Agent:
                 self._inflight.discard(uid)
                 again = uid in self._dirty
                 self._dirty.discard(uid)
+                if again:
+                    self._queued.add(uid)
             if again:
                 self._wake.set()
 

@@ -25,6 +25,7 @@ shared by the agent's worker threads (its connection pool is sized for that).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import re
 import threading
@@ -38,6 +39,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+from docker.models.containers import _create_container_args
 
 from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
 
@@ -344,6 +346,10 @@ class DockerRuntime:
         self.pause_image = pause_image
         self.node_name = node_name
         self._network_id: str | None = None
+        # cluster DNS for sandboxes: nameservers (set by the agent once its DNS server runs)
+        # and the cluster domain for the search path
+        self.dns_servers: list[str] = []
+        self.cluster_domain = "cluster.local"
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, ObservedContainer]] = {}
 
@@ -458,6 +464,53 @@ class DockerRuntime:
             self._network_id = str(net["Id"])
             return self._network_id
 
+    def network_info(self) -> tuple[str | None, str | None]:
+        """(gateway address, Linux bridge name) of the pod network, creating nothing."""
+        with contextlib.suppress(NotFound), _translate(f"pod network {self.network}"):
+            try:
+                net = self.api.inspect_network(self.network)
+            except docker.errors.NotFound:
+                return None, None
+            configs = (net.get("IPAM") or {}).get("Config") or []
+            gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
+            if not gateway and configs and configs[0].get("Subnet"):
+                # Docker gives the bridge the first host address when no gateway was asked for
+                gateway = str(next(ipaddress.ip_network(configs[0]["Subnet"], strict=False).hosts()))
+            bridge = (net.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{str(net['Id'])[:12]}"
+            return (str(gateway).split("/")[0] if gateway else None), bridge
+        return None, None
+
+    def dns_kwargs(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Sandbox resolv.conf settings: the cluster DNS and the pod's search path.
+
+        App containers join the sandbox's network namespace and use its /etc/resolv.conf.
+        """
+        spec = pod.get("spec", {})
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
+        config = spec.get("dnsConfig") or {}
+        servers: list[str] = []
+        search: list[str] = []
+        options: list[str] = []
+        if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and self.dns_servers:
+            ns = pod.get("metadata", {}).get("namespace") or "default"
+            d = self.cluster_domain
+            servers = list(self.dns_servers)
+            search = [f"{ns}.svc.{d}", f"svc.{d}", d]
+            options = ["ndots:5"]
+        servers += [s for s in config.get("nameservers") or [] if s not in servers]
+        search += [s for s in config.get("searches") or [] if s not in search]
+        for opt in config.get("options") or []:
+            if opt.get("name"):
+                options.append(f"{opt['name']}:{opt['value']}" if opt.get("value") else str(opt["name"]))
+        out: dict[str, Any] = {}
+        if servers:
+            out["dns"] = servers
+        if search:
+            out["dns_search"] = search
+        if options:
+            out["dns_opt"] = options
+        return out
+
     def remove_network(self) -> None:
         with self._lock, contextlib.suppress(NotFound), _translate(f"removing network {self.network}"):
             self.api.remove_network(self.network)
@@ -533,12 +586,15 @@ class DockerRuntime:
             try:
                 with _translate(f"creating container {kwargs['name']}", ContainerError, "CreateContainerError"):
                     try:
-                        c = self.client.containers.create(image, **kwargs)
+                        # containers.create() would inspect the new container before returning
+                        # it; only its id is needed.
+                        args = dict(kwargs, image=image, command=kwargs.get("command"), version=self.api._version)
+                        created = self.api.create_container(**_create_container_args(args))
                     except docker.errors.APIError as e:
                         if e.status_code == 409 and attempt == 0 and self._remove_leftover(kwargs["name"], uid):
                             continue
                         raise
-                    return str(c.id)
+                    return str(created["Id"])
             except NotFound as e:
                 raise ContainerError(e.message, "CreateContainerError") from None
         raise ContainerError(f"creating container {kwargs['name']}: name conflict", "CreateContainerError")
@@ -570,6 +626,7 @@ class DockerRuntime:
             "network": self.network,
             "security_opt": list(SECURITY_OPT),
             "detach": True,
+            **self.dns_kwargs(pod),
         }
         try:
             cid = self._create(self.pause_image, kwargs, meta["uid"])

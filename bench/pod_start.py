@@ -1,20 +1,30 @@
 """Pod start latency of a real `dockyard up`, against plain `docker run -d`, plus agent memory.
 
-Three runs, all on the local Docker engine, all starting N single-container
-`dockyard/busybox:1` containers running `httpd -f -p 8080`, all N at once:
+Every series starts single-container `dockyard/busybox:1` containers running
+`httpd -f -p 8080` on the local Docker engine, and every latency is measured from the
+client's call:
 
-1. **dockyard up**: N Pods created through the API as fast as the client goes; a watch
-   records, per pod, apply → `status.phase=Running` and apply → condition `Ready=True`.
-   Then the RSS of the `up` process (master and agent together) is read from /proc.
-2. **baseline**: N `docker run -d` (through the Docker SDK, from N threads) on a user
-   bridge network, so the baseline also pays for a network attachment like a pod sandbox
-   does. Latency is call → the run call returned (the container is running then).
-   A pod is two containers (sandbox + app) and goes through the API, the scheduler and
-   a status write, so the ratio says what that costs.
-3. **standalone agent**: `dockyard master` and `dockyard agent` as two processes, the
-   same N pods, then the agent process's RSS alone.
+* **dockyard, all at once**: N Pods created through the API as fast as the client goes
+  (one create call after the other); a watch records, per pod, create call → bound to the
+  node (`spec.nodeName`, the scheduler's share), → `status.phase=Running` with a pod IP,
+  → condition `Ready=True`.
+* **dockyard, one at a time**: the same, but each pod is created only once the previous
+  one is Running and Ready.
+* **docker run, all at once**: N `docker run -d` (Docker SDK) on a user bridge network, so
+  the baseline also pays for a network attachment like a pod sandbox does. The calls are
+  issued like the pod creates (one after the other, by N threads, each timed from its own
+  call) and a container counts once the run call returned (it is running then).
+* **docker run, one at a time**: the same, one container after the other.
 
-Prints p50/p99 per series and the ratio of means; removes everything it created. Never
+A pod is two containers (sandbox + app) and goes through the API, the scheduler and a
+status write, so the ratios say what that costs. The sequential ratio is the fairest
+per-pod comparison; the all-at-once ratio also says how both sides queue.
+
+Then the RSS of the `up` process (master and agent together) is read from /proc, and,
+unless `--no-standalone`, `dockyard master` and `dockyard agent` run as two processes with
+the same N pods for the agent process's RSS alone.
+
+Prints p50/p99 per series and the ratios of means; removes everything it created. Never
 asserts on timings. Run with `make bench` or `python bench/pod_start.py [-n N]`.
 """
 
@@ -33,6 +43,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,55 +83,100 @@ def pod_manifest(name: str) -> dict[str, Any]:
                      "containers": [{"name": "web", "image": IMAGE, "command": COMMAND}]}}
 
 
-def start_pods(client: Client, n: int, timeout: float = 60) -> tuple[list[float], list[float]]:
-    """Create n pods at once; (apply→Running, apply→Ready) seconds per pod, by watching."""
-    names = [f"bench-{i:02d}" for i in range(n)]
+@dataclass
+class Timings:
+    """Seconds from each pod's create call (or each docker run call)."""
+
+    bound: list[float] = field(default_factory=list)
+    running: list[float] = field(default_factory=list)
+    ready: list[float] = field(default_factory=list)
+
+
+def start_pods(client: Client, n: int, sequential: bool = False, prefix: str = "bench",
+               timeout: float = 60) -> Timings:
+    """Create n pods, all at once or one after the other; watch them bound, Running, Ready."""
+    names = [f"{prefix}-{i:02d}" for i in range(n)]
     created: dict[str, float] = {}
+    bound: dict[str, float] = {}
     running: dict[str, float] = {}
     ready: dict[str, float] = {}
+    changed = threading.Condition()
     rv = client.list(POD, "default")["metadata"]["resourceVersion"]
     done = threading.Event()
+    opened = threading.Event()
 
     def watch() -> None:
         watcher = Client(client.server, client.token, client.ca_pem)
         try:
-            for ev in watcher.watch(POD, "default", resource_version=rv, label_selector="bench=pod-start",
-                                    timeout_seconds=int(timeout)):
+            stream = watcher.watch(POD, "default", resource_version=rv, label_selector="bench=pod-start",
+                                   timeout_seconds=int(timeout))
+            opened.set()
+            for ev in stream:
                 now = time.monotonic()
                 obj = ev.get("object") or {}
                 name = obj.get("metadata", {}).get("name")
+                if name not in names:
+                    continue
                 st = obj.get("status") or {}
-                if st.get("phase") == "Running":
+                if obj.get("spec", {}).get("nodeName"):
+                    bound.setdefault(name, now)
+                if st.get("phase") == "Running" and st.get("podIP"):
                     running.setdefault(name, now)
                 if any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []):
                     ready.setdefault(name, now)
+                with changed:
+                    changed.notify_all()
                 if len(ready) == n:
                     break
         finally:
             watcher.close()
             done.set()
+            opened.set()
+            with changed:
+                changed.notify_all()
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
-    time.sleep(0.2)  # the watch is open
+    opened.wait(5)
+    time.sleep(0.2)  # the watch is open on the server side too
+    deadline = time.monotonic() + timeout
     for name in names:
         created[name] = time.monotonic()
         client.create(pod_manifest(name), "default")
-    done.wait(timeout)
+        if sequential:
+            with changed:
+                changed.wait_for(lambda name=name: name in ready or done.is_set(),
+                                 max(0.0, deadline - time.monotonic()))
+    done.wait(max(0.0, deadline - time.monotonic()))
     missing = [x for x in names if x not in ready]
     if missing:
         print(f"  warning: {len(missing)} pod(s) not Ready within {timeout:.0f}s", file=sys.stderr)
-    return ([running[x] - created[x] for x in names if x in running],
-            [ready[x] - created[x] for x in names if x in ready])
+    return Timings(bound=[bound[x] - created[x] for x in names if x in bound],
+                   running=[running[x] - created[x] for x in names if x in running],
+                   ready=[ready[x] - created[x] for x in names if x in ready])
 
 
-def delete_pods(client: Client, n: int) -> None:
+def delete_pods(client: Client, n: int, prefix: str = "bench", node: str | None = None) -> None:
+    """Delete the pods; with `node`, also wait until that node's containers are gone, so
+    the next series does not share the engine with teardowns."""
     for i in range(n):
         with contextlib.suppress(Exception):
-            client.delete(POD, f"bench-{i:02d}", "default", grace_period=0)
+            client.delete(POD, f"{prefix}-{i:02d}", "default", grace_period=0)
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not client.list(POD, "default", label_selector="bench=pod-start")["items"], 30,
+                 what="the bench pods to go")
+    if node is not None:
+        rt = DockerRuntime()
+        try:
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: not rt.api.containers(all=True, filters={"label": f"dockyard.io/node={node}"}),
+                         60, what="the pods' containers to go")
+        finally:
+            rt.close()
 
 
-def baseline(n: int) -> list[float]:
+def baseline(n: int, sequential: bool = False) -> list[float]:
+    """Seconds per `docker run -d` on a user bridge network, all at once or one at a time."""
     rt = DockerRuntime()
     net = f"dy-bench-{uuid.uuid4().hex[:6]}"
     rt.api.create_network(net, driver="bridge")
@@ -137,6 +193,8 @@ def baseline(n: int) -> list[float]:
         return took
 
     try:
+        if sequential:
+            return [one(i) for i in range(n)]
         with ThreadPoolExecutor(max_workers=n) as pool:
             return list(pool.map(one, range(n)))
     finally:
@@ -184,16 +242,13 @@ def standalone_agent_rss(base: Path, n: int) -> tuple[float, float] | None:
         wait_for(lambda: any(c.get("type") == "Ready" and c.get("status") == "True"
                              for c in client.get(NODE, node).get("status", {}).get("conditions", [])),
                  60, what="the standalone agent's node")
-        _, ready = start_pods(client, n)
-        if len(ready) < n:
+        if len(start_pods(client, n).ready) < n:
             return None
         time.sleep(1)
         return rss_mib(agent.pid), rss_mib(master.pid)
     finally:
         if client is not None:
             delete_pods(client, n)
-            with contextlib.suppress(Exception):
-                wait_for(lambda: not client.list(POD, "default", label_selector="bench=pod-start")["items"], 30)
             client.close()
         for proc in (agent, master):
             if proc is not None and proc.poll() is None:
@@ -211,44 +266,54 @@ def standalone_agent_rss(base: Path, n: int) -> tuple[float, float] | None:
         agent_log.close()
 
 
+def ratio(a: list[float], b: list[float]) -> str:
+    return f"{statistics.mean(a) / statistics.mean(b):.2f}x" if a and b else "n/a"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20, help="pods / containers per run (default 20)")
     ap.add_argument("--no-standalone", action="store_true", help="skip the master + agent process run")
+    ap.add_argument("--keep", action="store_true", help="keep the bench directory (logs)")
     args = ap.parse_args()
     n = args.n
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     started = time.monotonic()
-    print(f"pod start: {n} pods of {IMAGE} `{' '.join(COMMAND)}`, all at once")
+    print(f"pod start: {n} pods of {IMAGE} `{' '.join(COMMAND)}`, all at once, then one at a time")
     cluster = Cluster(base / "up", cluster_cidr="10.214.0.0/16")
     (base / "up").mkdir()
     try:
         cluster.start()
         # one warm-up pod, so neither side pays for first-use costs (image layers, network)
-        run_w, ready_w = start_pods(cluster.client, 1)
-        delete_pods(cluster.client, 1)
-        wait_for(lambda: not cluster.client.list(POD, "default", label_selector="bench=pod-start")["items"], 30,
-                 what="the warm-up pod to go")
-        running, ready = start_pods(cluster.client, n)
+        start_pods(cluster.client, 1, prefix="warm")
+        delete_pods(cluster.client, 1, prefix="warm", node=cluster.node_name)
+        burst = start_pods(cluster.client, n)
         time.sleep(1)
         assert cluster.proc is not None
         up_rss = rss_mib(cluster.proc.pid)
-        delete_pods(cluster.client, n)
-        with contextlib.suppress(AssertionError):
-            wait_for(lambda: not cluster.client.list(POD, "default", label_selector="bench=pod-start")["items"], 30)
+        delete_pods(cluster.client, n, node=cluster.node_name)
+        seq = start_pods(cluster.client, n, sequential=True, prefix="seq")
+        delete_pods(cluster.client, n, prefix="seq")
     finally:
         cluster.stop()
         cluster.remove_containers()
     baseline(1)  # warm-up
-    docker_run = baseline(n)
+    docker_burst = baseline(n)
+    docker_seq = baseline(n, sequential=True)
 
-    print("\nlatency (from the create call)")
-    report("dockyard apply -> Running", running)
-    report("dockyard apply -> Ready", ready)
-    report("docker run -d (user bridge)", docker_run)
-    if running and docker_run:
-        print(f"\n  ratio of means, Running / docker run: {statistics.mean(running) / statistics.mean(docker_run):.2f}x")
-        print(f"  ratio of means, Ready / docker run:   {statistics.mean(ready) / statistics.mean(docker_run):.2f}x")
+    print(f"\nall at once: {n} creates / {n} docker runs from {n} threads (from each call)")
+    report("dockyard create -> bound", burst.bound)
+    report("dockyard create -> Running", burst.running)
+    report("dockyard create -> Ready", burst.ready)
+    report("docker run -d (user bridge)", docker_burst)
+    print(f"\none at a time: {n} pods / {n} docker runs, each after the previous one is up")
+    report("dockyard create -> bound", seq.bound)
+    report("dockyard create -> Running", seq.running)
+    report("dockyard create -> Ready", seq.ready)
+    report("docker run -d (user bridge)", docker_seq)
+    print("\nratio of means (dockyard / docker run)")
+    print(f"  all at once,   Running: {ratio(burst.running, docker_burst)}   Ready: {ratio(burst.ready, docker_burst)}")
+    print(f"  one at a time, Running: {ratio(seq.running, docker_seq)}   Ready: {ratio(seq.ready, docker_seq)}")
     print(f"\nmemory with {n} pods")
     print(f"  dockyard up process (master + agent): {up_rss:.1f} MiB RSS")
     if not args.no_standalone:
@@ -259,7 +324,10 @@ def main() -> int:
         else:
             print("  standalone dockyard agent:            not measured (see the logs under the bench dir)")
     print(f"\nbench took {time.monotonic() - started:.0f}s")
-    shutil.rmtree(base, ignore_errors=True)
+    if args.keep:
+        print(f"bench directory kept: {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

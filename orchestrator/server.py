@@ -22,15 +22,19 @@ from typing import Any
 import uvicorn
 
 from . import logs
-from .api import proxy
+from .api import mastermetrics, proxy
 from .api.app import ApiServer
 from .api.auth import Authenticator
 from .api.registry import Registry
+from .autoscaling.metrics import make_source
 from .client import Client, config_path
+from .controllers.endpoints import EndpointsController
 from .controllers.events import EventRecorder
 from .controllers.gc import GarbageCollector, NamespaceController
+from .controllers.hpa import HorizontalPodAutoscalerController, sync_seconds_from_env
 from .controllers.nodes import NodeLifecycleController, pod_cidr_hook
 from .controllers.runner import Runner
+from .controllers.services import DEFAULT_SERVICE_CIDR, service_allocation_hook
 from .controllers.workloads import DeploymentController, ReplicaSetController
 from .pki import ClusterPKI, load_or_create_pki, node_token, write_kubeconfig
 from .scheduler.loop import Scheduler
@@ -50,9 +54,12 @@ class MasterConfig:
     advertise_address: str | None = None
     kubeconfig_out: Path | None = None
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR  # cluster DNS at its 10th address
     node_grace_seconds: float = 20.0
     eviction_timeout_seconds: float = 10.0
     extra_sans: list[str] = field(default_factory=list)
+    prometheus_url: str | None = None  # HPA metrics from Prometheus instead of the agents
+    hpa_sync_seconds: float = field(default_factory=sync_seconds_from_env)
 
     @property
     def server_url(self) -> str:
@@ -86,6 +93,9 @@ class Master:
         self.registry = Registry(self.store)
         self.registry.ensure_namespaces()
         self.registry.create_hooks.setdefault("Node", []).append(pod_cidr_hook(self.registry, cfg.cluster_cidr))
+        self.registry.create_hooks.setdefault("Service", []).append(
+            service_allocation_hook(self.registry, cfg.service_cidr)
+        )
         self.authn = Authenticator(self.pki.admin_token, self.pki.join_token, self.pki.node_secret)
         self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token)
         self.api.add_routes(proxy.routes(self.api, self.pki))
@@ -100,8 +110,13 @@ class Master:
                 GarbageCollector(self.registry),
                 NamespaceController(self.registry),
                 NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds, cfg.eviction_timeout_seconds),
+                HorizontalPodAutoscalerController(
+                    self.registry, recorder, make_source(self.registry, cfg.prometheus_url), cfg.hpa_sync_seconds
+                ),
+                EndpointsController(self.registry),
             ],
         )
+        self.api.add_routes(mastermetrics.routes(self))
         self.server: uvicorn.Server | None = None
         self.started = threading.Event()
 
@@ -185,6 +200,9 @@ def _master_config(args: Any) -> MasterConfig:
             10.0 if getattr(args, "eviction_timeout", None) is None else args.eviction_timeout
         ),
         cluster_cidr=getattr(args, "cluster_cidr", None) or DEFAULT_CLUSTER_CIDR,
+        prometheus_url=getattr(args, "prometheus_url", None) or os.environ.get("DOCKYARD_PROMETHEUS_URL") or None,
+        hpa_sync_seconds=float(getattr(args, "hpa_sync_period", None) or sync_seconds_from_env()),
+        service_cidr=getattr(args, "service_cidr", None) or DEFAULT_SERVICE_CIDR,
     )
 
 
@@ -244,6 +262,10 @@ def main_up(args: Any) -> int:
 
     print(f"Dockyard is starting: API {cfg.server_url}, node {node_name}, data {cfg.data_dir}", flush=True)
     print(f"Admin kubeconfig: {cfg.kubeconfig_out or cfg.data_dir / 'admin.kubeconfig'}", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
+        # action the process would die there, before the agent removes its network rules
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         asyncio.run(master.serve())
     finally:

@@ -198,7 +198,10 @@ class ApiServer:
             return status_response(ApiError(500, "InternalError", "an internal error occurred; see the master's log"))
         finally:
             for hook in self.request_hooks:
-                hook(verb, request.url.path, code, time.monotonic() - started)
+                try:
+                    hook(verb, request.url.path, code, time.monotonic() - started)
+                except Exception:  # observing a request must never fail it
+                    log.exception("request hook failed")
 
     async def _dispatch(self, request: Request) -> Response:
         user = self.authn.authenticate(request.headers.get("authorization"))

@@ -42,6 +42,11 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+def clone(obj: Any) -> Any:
+    """A deep copy of a JSON value (a JSON round trip is several times faster than deepcopy)."""
+    return json.loads(json.dumps(obj))
+
+
 def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -96,13 +101,20 @@ class Registry:
 
     @staticmethod
     def _with_rv(kv: KV) -> Obj:
-        obj = copy.deepcopy(kv.value)
+        obj = clone(kv.value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    @staticmethod
+    def _read(kv: KV) -> Obj:
+        """Like `_with_rv` for values the store just decoded for this read (no copy needed)."""
+        obj = kv.value
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
 
     @staticmethod
     def _strip(obj: Obj) -> Obj:
-        value = copy.deepcopy(obj)
+        value = clone(obj)
         value.get("metadata", {}).pop("resourceVersion", None)
         value.get("metadata", {}).pop("selfLink", None)
         # Go clients serialize empty metadata fields as null (`creationTimestamp: null` in
@@ -162,11 +174,11 @@ class Registry:
     # -- reads --------------------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> Obj:
-        return self._with_rv(self._kv(kind, namespace, name))
+        return self._read(self._kv(kind, namespace, name))
 
     def try_get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
         kv = self.store.get(kind.key(self._ns(kind, namespace), name))
-        return self._with_rv(kv) if kv else None
+        return self._read(kv) if kv else None
 
     def list(
         self,
@@ -177,7 +189,7 @@ class Registry:
     ) -> Obj:
         sel = Selectors.parse(label_selector, field_selector)
         items, rev = self.store.list(kind.prefix(self._ns(kind, namespace)))
-        objs = [o for o in (self._with_rv(kv) for kv in items) if sel.matches(o)]
+        objs = [o for o in (self._read(kv) for kv in items) if sel.matches(o)]
         return {
             "apiVersion": kind.api_version,
             "kind": kind.list_kind,
@@ -228,7 +240,7 @@ class Registry:
             kv = self.store.create(kind.key(ns, meta["name"]), obj)
         except KeyExists:
             raise errors.already_exists(kind.resource, meta["name"], kind.group) from None
-        return self._with_rv(kv)
+        return self._read(kv)
 
     def update(
         self,
@@ -302,7 +314,7 @@ class Registry:
             raise errors.conflict(kind.resource, meta.get("name", ""), kind.group) from None
         except KeyNotFound:
             raise errors.not_found(kind.resource, meta.get("name", ""), kind.group) from None
-        return self._with_rv(out)
+        return self._read(out)
 
     def patch(
         self,
@@ -380,7 +392,7 @@ class Registry:
                 out = self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
             except (RevisionConflict, KeyNotFound):
                 continue
-            return self._with_rv(out)
+            return self._read(out)
         raise errors.conflict(kind.resource, name, kind.group)
 
     def _graceful_seconds(self, kind: Kind, obj: Obj, grace_period: int | None) -> int | None:
@@ -429,7 +441,7 @@ class Registry:
     def bind(self, namespace: str, name: str, node: str) -> Obj:
         pod_kind = by_kind("v1", "Pod")
         kv = self._kv(pod_kind, namespace, name)
-        pod = copy.deepcopy(kv.value)
+        pod = kv.value  # the store hands out a fresh copy on every read
         if pod.get("spec", {}).get("nodeName"):
             raise ApiError(
                 409,
@@ -445,7 +457,7 @@ class Registry:
             out = self.store.update(kv.key, pod, expected_mod_revision=kv.mod_revision)
         except RevisionConflict:
             raise errors.conflict("pods", name) from None
-        return self._with_rv(out)
+        return self._read(out)
 
     def get_scale(self, kind: Kind, namespace: str, name: str) -> Obj:
         obj = self.get(kind, namespace, name)
@@ -532,8 +544,10 @@ class Registry:
             w.close()
 
     def _watch_event(self, ev: WatchEvent, sel: Selectors) -> Obj | None:
-        obj = copy.deepcopy(ev.kv.value)
-        obj.setdefault("metadata", {})["resourceVersion"] = str(ev.revision)
+        # Event objects are read-only for their consumers: the value is shared by every
+        # watcher, so only the top level and metadata are copied (to set resourceVersion).
+        value = ev.kv.value
+        obj = {**value, "metadata": {**value.get("metadata", {}), "resourceVersion": str(ev.revision)}}
         now_match = sel.matches(obj)
         prev_match = ev.prev is not None and sel.matches(ev.prev.value)
         if ev.type == "DELETE":

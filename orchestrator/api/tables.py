@@ -302,11 +302,73 @@ EVENT_COLUMNS = [
 ]
 
 
+# --- services ---------------------------------------------------------------------------------
+
+
+def _service_cells(svc: Obj, now: datetime) -> list[Any]:
+    spec = svc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    return [
+        _name(svc),
+        str(spec.get("type") or "ClusterIP"),
+        str(spec.get("clusterIP") or NONE),
+        cli_tables.service_external_ip(svc),
+        cli_tables.service_ports(svc),
+        _age(svc, now),
+        ",".join(f"{k}={v}" for k, v in selector.items()) or NONE,
+    ]
+
+
+SERVICE_COLUMNS = [
+    NAME,
+    Column("Type", description="The type of the service."),
+    Column("Cluster-IP", description="The IP address of the service in the cluster."),
+    Column("External-IP", description="External addresses of the service."),
+    Column("Port(s)", description="The ports the service exposes."),
+    AGE,
+    Column("Selector", description="The pods the service routes traffic to.", priority=1),
+]
+
+
+def _endpoints_cells(ep: Obj, now: datetime) -> list[Any]:
+    return [_name(ep), cli_tables.endpoints_text(ep), _age(ep, now)]
+
+
+ENDPOINTS_COLUMNS = [NAME, Column("Endpoints", description="Endpoints of the service."), AGE]
+
+
 def _generic_cells(obj: Obj, now: datetime) -> list[Any]:
     return [_name(obj), _age(obj, now)]
 
 
 GENERIC_COLUMNS = [NAME, AGE]
+
+# --- autoscalers ------------------------------------------------------------------------------
+
+
+def _hpa_cells(hpa: Obj, now: datetime) -> list[Any]:
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    lo = spec.get("minReplicas")
+    return [
+        _name(hpa),
+        cli_tables.hpa_reference(hpa),
+        cli_tables.hpa_targets(hpa),
+        1 if lo is None else _int(lo),
+        _int(spec.get("maxReplicas")),
+        _int(status.get("currentReplicas")),
+        _age(hpa, now),
+    ]
+
+
+HPA_COLUMNS = [
+    NAME,
+    Column("Reference", description="The scale target of the autoscaler."),
+    Column("Targets", description="The current and target values of the metrics."),
+    Column("MinPods", "integer", description="The lower limit for the number of pods."),
+    Column("MaxPods", "integer", description="The upper limit for the number of pods."),
+    Column("Replicas", "integer", description="Current number of replicas of the scale target."),
+    AGE,
+]
 
 PRINTERS: dict[str, tuple[list[Column], CellsFn]] = {
     "pods": (POD_COLUMNS, _pod_cells),
@@ -317,6 +379,9 @@ PRINTERS: dict[str, tuple[list[Column], CellsFn]] = {
     "configmaps": (CONFIGMAP_COLUMNS, _configmap_cells),
     "secrets": (SECRET_COLUMNS, _secret_cells),
     "events": (EVENT_COLUMNS, _event_cells),
+    "services": (SERVICE_COLUMNS, _service_cells),
+    "endpoints": (ENDPOINTS_COLUMNS, _endpoints_cells),
+    "horizontalpodautoscalers": (HPA_COLUMNS, _hpa_cells),
 }
 
 

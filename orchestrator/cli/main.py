@@ -101,7 +101,12 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise-address", metavar="IP", help="address nodes and clients use to reach the API")
     p.add_argument("--write-kubeconfig", metavar="PATH",
                    help="where to write the admin kubeconfig (default the client config path)")
-    p.add_argument("--cluster-cidr", metavar="CIDR", help="range node pod CIDRs are carved from")
+    p.add_argument("--cluster-cidr", metavar="CIDR", help="range node pod CIDRs are carved from (default 10.42.0.0/16)")
+    p.add_argument("--prometheus-url", metavar="URL",
+                   help="take autoscaling metrics from this Prometheus (default: scrape the agents)")
+    p.add_argument("--hpa-sync-period", type=seconds, metavar="S",
+                   help="how often autoscalers are evaluated (default 15s)")
+    p.add_argument("--service-cidr", metavar="CIDR", help="range Service cluster IPs come from (default 10.43.0.0/16)")
     p.add_argument("--node-grace", type=seconds, metavar="S",
                    help="how long a node may miss heartbeats before it is NotReady (default 20s)")
     p.add_argument("--eviction-timeout", type=seconds, metavar="S",

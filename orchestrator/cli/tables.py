@@ -320,8 +320,110 @@ def _event_row(ev: Obj, now: datetime) -> list[str]:
     ]
 
 
+# -- services --------------------------------------------------------------------------
+
+
+def service_ports(svc: Obj) -> str:
+    """`80/TCP`, `80:30080/TCP` for node ports, comma-separated; `<none>` when empty."""
+    out = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        text = str(p.get("port"))
+        if p.get("nodePort"):
+            text += f":{p['nodePort']}"
+        out.append(f"{text}/{p.get('protocol') or 'TCP'}")
+    return ",".join(out) or "<none>"
+
+
+def service_external_ip(svc: Obj) -> str:
+    spec = svc.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return str(spec.get("externalName") or "<none>")
+    ips = list(spec.get("externalIPs") or [])
+    ips += [i.get("ip") or i.get("hostname") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+    if ips:
+        return ",".join(str(i) for i in ips if i)
+    return "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
+
+
+def endpoints_text(ep: Obj, limit: int = 3) -> str:
+    """`10.42.0.5:80,10.42.0.6:80 + 1 more...` (ready addresses only), `<none>` when empty."""
+    items = []
+    for subset in ep.get("subsets") or []:
+        ports = [p.get("port") for p in subset.get("ports") or []] or [None]
+        for addr in subset.get("addresses") or []:
+            for port in ports:
+                items.append(f"{addr.get('ip')}:{port}" if port else str(addr.get("ip")))
+    if not items:
+        return "<none>"
+    text = ",".join(items[:limit])
+    return text + (f" + {len(items) - limit} more..." if len(items) > limit else "")
+
+
+def _svc_row(svc: Obj, now: datetime) -> list[str]:
+    spec = svc.get("spec") or {}
+    return [
+        _name(svc), str(spec.get("type") or "ClusterIP"), str(spec.get("clusterIP") or "<none>"),
+        service_external_ip(svc), service_ports(svc), _created(svc, now),
+    ]
+
+
+def _svc_wide(svc: Obj, now: datetime) -> list[str]:
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    return _svc_row(svc, now) + [",".join(f"{k}={v}" for k, v in selector.items()) or "<none>"]
+
+
+def _ep_row(ep: Obj, now: datetime) -> list[str]:
+    return [_name(ep), endpoints_text(ep), _created(ep, now)]
+
+
 def _generic_row(obj: Obj, now: datetime) -> list[str]:
     return [_name(obj), _created(obj, now)]
+
+
+# -- autoscalers -------------------------------------------------------------------------
+
+
+def hpa_reference(hpa: Obj) -> str:
+    ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def hpa_targets(hpa: Obj) -> str:
+    """`cpu: 45%/50%, 3/10` like kubectl; `<unknown>` for a metric without a current value."""
+    from ..autoscaling.replicas import target_text  # pure; imported late to keep the CLI's start fast
+
+    metrics = (hpa.get("spec") or {}).get("metrics") or []
+    current = (hpa.get("status") or {}).get("currentMetrics") or []
+    texts = []
+    for metric in metrics:
+        mtype = metric.get("type")
+        match = next((c for c in current if c.get("type") == mtype and _same_metric(metric, c)), None)
+        texts.append(target_text(metric, match))
+    if len(texts) > 2:
+        return ", ".join(texts[:2]) + f" + {len(texts) - 2} more..."
+    return ", ".join(texts) or NONE
+
+
+def _same_metric(spec: Obj, status: Obj) -> bool:
+    key = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
+           "Object": "object", "External": "external"}.get(str(spec.get("type")), "")
+    a, b = spec.get(key) or {}, status.get(key) or {}
+    return a.get("name") == b.get("name") and (a.get("metric") or {}).get("name") == (b.get("metric") or {}).get(
+        "name") and a.get("container") == b.get("container")
+
+
+def _hpa_row(hpa: Obj, now: datetime) -> list[str]:
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    lo = spec.get("minReplicas")
+    return [
+        _name(hpa),
+        hpa_reference(hpa),
+        hpa_targets(hpa),
+        str(1 if lo is None else lo),
+        str(spec.get("maxReplicas", "")),
+        str(_int(status.get("currentReplicas"))),
+        _created(hpa, now),
+    ]
 
 
 # -- the table per kind ------------------------------------------------------------------
@@ -351,6 +453,11 @@ _TABLES: dict[str, tuple[list[str], RowFn, list[str], RowFn]] = {
     "configmaps": (["NAME", "DATA", "AGE"], _cm_row, [], _cm_row),
     "secrets": (["NAME", "TYPE", "DATA", "AGE"], _secret_row, [], _secret_row),
     "events": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row, [], _event_row),
+    "services": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], _svc_row, ["SELECTOR"], _svc_wide),
+    "endpoints": (["NAME", "ENDPOINTS", "AGE"], _ep_row, [], _ep_row),
+    "horizontalpodautoscalers": (
+        ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], _hpa_row, [], _hpa_row,
+    ),
 }
 _GENERIC: tuple[list[str], RowFn, list[str], RowFn] = (["NAME", "AGE"], _generic_row, [], _generic_row)
 

@@ -51,7 +51,10 @@ def dns_service_ip(service_cidr: str) -> str:
 
 def reserved_ips(service_cidr: str) -> set[str]:
     net = ipaddress.ip_network(service_cidr)
-    return {str(net.network_address), str(net[1]), dns_service_ip(service_cidr), str(net.broadcast_address)}
+    reserved = {str(net.network_address), str(net[1]), str(net.broadcast_address)}
+    if net.num_addresses > 11:
+        reserved.add(dns_service_ip(service_cidr))
+    return reserved
 
 
 def used_cluster_ips(services: Iterable[Obj]) -> set[str]:
@@ -85,7 +88,7 @@ def allocate_cluster_ip(service_cidr: str, used: set[str], wanted: str | None = 
             raise AllocationError("spec.clusterIP", wanted, f"provided IP is not in the valid range {service_cidr}")
         if wanted in used:
             raise AllocationError("spec.clusterIP", wanted, "provided IP is already allocated")
-        if wanted in reserved and not (dns_ip and wanted == dns_service_ip(service_cidr)):
+        if wanted in reserved and not (dns_ip and net.num_addresses > 11 and wanted == dns_service_ip(service_cidr)):
             raise AllocationError("spec.clusterIP", wanted, "provided IP is reserved")
         return wanted
     for addr in net.hosts():

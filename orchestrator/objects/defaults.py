@@ -242,6 +242,33 @@ def _service(obj: dict[str, Any]) -> None:
             port["targetPort"] = port["port"]
 
 
+def _hpa_rules(behavior: dict[str, Any], direction: str, window: int, policies: list[dict[str, Any]]) -> None:
+    scaling = _dict(behavior, direction)
+    if scaling is None:
+        return
+    _setdefault(scaling, "stabilizationWindowSeconds", window)
+    _setdefault(scaling, "selectPolicy", "Max")
+    _setdefault(scaling, "policies", policies)
+
+
+def _horizontal_pod_autoscaler(obj: dict[str, Any]) -> None:
+    """autoscaling/v2 defaults: minReplicas 1, CPU at 80% when no metric is given, and when a
+    `behavior` is given, its missing parts (scale up: no window, +4 pods or +100% per 15 s;
+    scale down: 300 s window, -100% per 15 s; selectPolicy Max)."""
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    _setdefault(spec, "minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        _hpa_rules(behavior, "scaleUp", 0, [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                                            {"type": "Percent", "value": 100, "periodSeconds": 15}])
+        _hpa_rules(behavior, "scaleDown", 300, [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+
+
 _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Service": _service,
     "Pod": _pod,
@@ -249,6 +276,7 @@ _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Deployment": _deployment,
     "Namespace": _namespace,
     "Secret": _secret,
+    "HorizontalPodAutoscaler": _horizontal_pod_autoscaler,
 }
 
 

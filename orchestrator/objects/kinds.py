@@ -66,6 +66,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "Endpoints", "endpoints", True, ("ep",), (), "endpoints"),
     Kind("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     Kind("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
+    Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",)),
 )
 
 _BY_RESOURCE = {(k.group, k.version, k.resource): k for k in KINDS}

@@ -436,6 +436,54 @@ DEPLOYMENT_STATUS = struct(
     collisionCount=INTEGER,
 )
 
+# --- autoscaling ------------------------------------------------------------------------------
+
+METRIC_IDENTIFIER = struct(name=STRING, selector=LABEL_SELECTOR)
+METRIC_TARGET = struct(type=STRING, value=QUANTITY, averageValue=QUANTITY, averageUtilization=INTEGER)
+METRIC_VALUE_STATUS = struct(value=QUANTITY, averageValue=QUANTITY, averageUtilization=INTEGER)
+CROSS_VERSION_OBJECT_REFERENCE = struct(apiVersion=STRING, kind=STRING, name=STRING)
+HPA_SCALING_RULES = struct(
+    stabilizationWindowSeconds=INTEGER,
+    selectPolicy=STRING,
+    policies=ListOf(struct(type=STRING, value=INTEGER, periodSeconds=INTEGER)),
+    tolerance=QUANTITY,
+)
+HPA_SPEC = struct(
+    scaleTargetRef=CROSS_VERSION_OBJECT_REFERENCE,
+    minReplicas=INTEGER,
+    maxReplicas=INTEGER,
+    metrics=ListOf(
+        struct(
+            type=STRING,
+            resource=struct(name=STRING, target=METRIC_TARGET),
+            containerResource=struct(name=STRING, container=STRING, target=METRIC_TARGET),
+            pods=struct(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
+            object=struct(describedObject=CROSS_VERSION_OBJECT_REFERENCE, metric=METRIC_IDENTIFIER,
+                          target=METRIC_TARGET),
+            external=struct(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
+        )
+    ),
+    behavior=struct(scaleUp=HPA_SCALING_RULES, scaleDown=HPA_SCALING_RULES),
+)
+HPA_STATUS = struct(
+    observedGeneration=INTEGER,
+    lastScaleTime=STRING,
+    currentReplicas=INTEGER,
+    desiredReplicas=INTEGER,
+    currentMetrics=ListOf(
+        struct(
+            type=STRING,
+            resource=struct(name=STRING, current=METRIC_VALUE_STATUS),
+            containerResource=struct(name=STRING, container=STRING, current=METRIC_VALUE_STATUS),
+            pods=struct(metric=METRIC_IDENTIFIER, current=METRIC_VALUE_STATUS),
+            object=struct(describedObject=CROSS_VERSION_OBJECT_REFERENCE, metric=METRIC_IDENTIFIER,
+                          current=METRIC_VALUE_STATUS),
+            external=struct(metric=METRIC_IDENTIFIER, current=METRIC_VALUE_STATUS),
+        )
+    ),
+    conditions=ListOf(CONDITION),
+)
+
 # --- nodes and namespaces ---------------------------------------------------------------------
 
 TAINT = struct(key=STRING, value=STRING, effect=STRING, timeAdded=STRING)
@@ -544,6 +592,7 @@ KIND_SCHEMAS: dict[str, Struct] = {
     ),
     "ReplicaSet": _TOP.extend(spec=REPLICA_SET_SPEC, status=REPLICA_SET_STATUS),
     "Deployment": _TOP.extend(spec=DEPLOYMENT_SPEC, status=DEPLOYMENT_STATUS),
+    "HorizontalPodAutoscaler": _TOP.extend(spec=HPA_SPEC, status=HPA_STATUS),
     "Service": _TOP.extend(spec=SERVICE_SPEC, status=SERVICE_STATUS),
     "Endpoints": _TOP.extend(subsets=ListOf(ENDPOINT_SUBSET)),
 }

@@ -1352,6 +1352,139 @@ def _validate_endpoints(obj: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
+# --- autoscaling ------------------------------------------------------------------------------
+
+HPA_METRIC_SOURCES = {
+    "Resource": "resource",
+    "ContainerResource": "containerResource",
+    "Pods": "pods",
+    "Object": "object",
+    "External": "external",
+}
+_HPA_TARGET_TYPES = {
+    "Resource": ("Utilization", "AverageValue"),
+    "ContainerResource": ("Utilization", "AverageValue"),
+    "Pods": ("AverageValue",),
+    "Object": ("Value", "AverageValue"),
+    "External": ("Value", "AverageValue"),
+}
+_HPA_TARGET_FIELD = {"Utilization": "averageUtilization", "AverageValue": "averageValue", "Value": "value"}
+
+
+def _validate_metric_target(target: Any, mtype: str, path: str) -> list[FieldError]:
+    if not isinstance(target, dict) or not target.get("type"):
+        return [required(f"{path}.type")]
+    ttype = target["type"]
+    allowed = _HPA_TARGET_TYPES[mtype]
+    if ttype not in allowed:
+        return [not_supported(f"{path}.type", ttype, allowed)]
+    errs: list[FieldError] = []
+    want = _HPA_TARGET_FIELD[ttype]
+    for fld in _HPA_TARGET_FIELD.values():
+        if fld != want and target.get(fld) is not None:
+            errs.append(forbidden(f"{path}.{fld}", f"may not be set when the target type is {ttype}"))
+    value = target.get(want)
+    if value is None:
+        errs.append(required(f"{path}.{want}", f"must be set for a {ttype} target"))
+    elif want == "averageUtilization":
+        if value <= 0:
+            errs.append(invalid(f"{path}.{want}", value, "must be greater than 0"))
+    else:
+        try:
+            if parse_quantity(value) <= 0:
+                errs.append(invalid(f"{path}.{want}", value, "must be positive"))
+        except ValueError as exc:
+            errs.append(invalid(f"{path}.{want}", value, str(exc)))
+    return errs
+
+
+def _validate_hpa_metric(metric: dict[str, Any], path: str) -> list[FieldError]:
+    mtype = metric.get("type")
+    if not mtype:
+        return [required(f"{path}.type")]
+    if mtype not in HPA_METRIC_SOURCES:
+        return [not_supported(f"{path}.type", mtype, tuple(HPA_METRIC_SOURCES))]
+    key = HPA_METRIC_SOURCES[mtype]
+    errs: list[FieldError] = []
+    for other in HPA_METRIC_SOURCES.values():
+        if other != key and metric.get(other) is not None:
+            errs.append(forbidden(f"{path}.{other}", f"must populate the given metric source only ({mtype})"))
+    src = metric.get(key)
+    if not isinstance(src, dict):
+        return errs + [required(f"{path}.{key}", "must populate information for the given metric source")]
+    sp = f"{path}.{key}"
+    if mtype in ("Resource", "ContainerResource"):
+        if not src.get("name"):
+            errs.append(required(f"{sp}.name"))
+        if mtype == "ContainerResource" and not src.get("container"):
+            errs.append(required(f"{sp}.container"))
+    else:
+        if not _dict(src.get("metric")).get("name"):
+            errs.append(required(f"{sp}.metric.name"))
+        if mtype == "Object":
+            described = _dict(src.get("describedObject"))
+            for fld in ("kind", "name"):
+                if not described.get(fld):
+                    errs.append(required(f"{sp}.describedObject.{fld}"))
+    return errs + _validate_metric_target(src.get("target"), mtype, f"{sp}.target")
+
+
+def _validate_scaling_rules(rules: dict[str, Any], path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    window = rules.get("stabilizationWindowSeconds")
+    if window is not None and not 0 <= window <= 3600:
+        errs.append(invalid(f"{path}.stabilizationWindowSeconds", window, "must be between 0 and 3600"))
+    _enum(errs, rules, "selectPolicy", path, ("Max", "Min", "Disabled"))
+    policies = _dicts(rules.get("policies"))
+    if rules.get("policies") is not None and not policies:
+        errs.append(required(f"{path}.policies", "must specify at least one Policy"))
+    for i, policy in enumerate(policies):
+        pp = f"{path}.policies[{i}]"
+        if not policy.get("type"):
+            errs.append(required(f"{pp}.type"))
+        else:
+            _enum(errs, policy, "type", pp, ("Pods", "Percent"))
+        value = policy.get("value")
+        if value is None or value <= 0:
+            errs.append(invalid(f"{pp}.value", value, "must be greater than zero"))
+        period = policy.get("periodSeconds")
+        if period is None or not 0 < period <= 1800:
+            errs.append(invalid(f"{pp}.periodSeconds", period, "must be greater than zero and less than or "
+                                                               "equal to 1800"))
+    return errs
+
+
+def _validate_hpa(obj: dict[str, Any]) -> list[FieldError]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required("spec")]
+    errs: list[FieldError] = []
+    ref = _dict(spec.get("scaleTargetRef"))
+    for fld in ("kind", "name"):
+        if not ref.get(fld):
+            errs.append(required(f"spec.scaleTargetRef.{fld}"))
+    metrics = _dicts(spec.get("metrics"))
+    for i, metric in enumerate(metrics):
+        errs += _validate_hpa_metric(metric, f"spec.metrics[{i}]")
+    lo, hi = spec.get("minReplicas"), spec.get("maxReplicas")
+    if lo is not None and lo < 0:
+        errs.append(invalid("spec.minReplicas", lo, "must be greater than or equal to 0"))
+    elif lo == 0 and not any(m.get("type") in ("Pods", "Object", "External") for m in metrics):
+        errs.append(invalid("spec.minReplicas", lo, "must be greater than or equal to 1 (0 needs at least one "
+                                                    "Pods, Object or External metric to scale to zero)"))
+    if hi is None:
+        errs.append(required("spec.maxReplicas"))
+    elif hi < 1:
+        errs.append(invalid("spec.maxReplicas", hi, "must be greater than 0"))
+    elif lo is not None and hi < lo:
+        errs.append(invalid("spec.maxReplicas", hi, "must be greater than or equal to `minReplicas`"))
+    behavior = _dict(spec.get("behavior"))
+    for direction in ("scaleUp", "scaleDown"):
+        if isinstance(behavior.get(direction), dict):
+            errs += _validate_scaling_rules(behavior[direction], f"spec.behavior.{direction}")
+    return errs
+
+
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
     "Service": _validate_service,
     "Endpoints": _validate_endpoints,
@@ -1363,6 +1496,7 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
     "Event": _validate_event,
     "Node": _validate_node,
     "Namespace": _validate_namespace,
+    "HorizontalPodAutoscaler": _validate_hpa,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]] = {

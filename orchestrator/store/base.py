@@ -172,7 +172,10 @@ class Watch:
             elif timeout is None:
                 item = await self._aqueue.get()
             else:
-                item = await asyncio.wait_for(self._aqueue.get(), timeout)
+                # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a cancellation
+                # that arrives together with an event, and the cancelled task runs on
+                async with asyncio.timeout(timeout):
+                    item = await self._aqueue.get()
         except TimeoutError:
             return None
         if isinstance(item, _Closed):

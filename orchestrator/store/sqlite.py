@@ -236,7 +236,8 @@ class SQLiteStore:
                 raise
             kv = KV(key, json.loads(text), rev, rev)
             self._dispatch(WatchEvent(PUT, kv, None))
-        return kv
+        # the caller gets its own decoded value: the dispatched one is shared by every watcher
+        return KV(key, json.loads(text), rev, rev)
 
     def update(self, key: str, value: dict[str, Any], expected_mod_revision: int | None = None) -> KV:
         """Replace the value of a live key, optionally only if its mod_revision is as expected."""
@@ -252,7 +253,7 @@ class SQLiteStore:
                 raise
             kv = KV(key, json.loads(text), rev, prev.create_revision)
             self._dispatch(WatchEvent(PUT, kv, prev))
-        return kv
+        return KV(key, json.loads(text), rev, prev.create_revision)
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> KV:
         """Delete a live key; returns its last value with mod_revision = the delete's revision."""

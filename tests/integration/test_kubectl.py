@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 MANIFEST = f"""\
-# The site: a config map and the deployment that reads it.
+# The site: a config map, the deployment that reads it, and its service.
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -88,6 +88,20 @@ spec:
           resources:
             requests: {{cpu: 10m, memory: 8Mi}}
             limits: {{cpu: 100m, memory: 32Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: site
+  labels:
+    app: site
+spec:
+  selector:
+    app: site
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
 """
 
 
@@ -159,18 +173,24 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
     scale = next(r for r in raw["resources"] if r["name"] == "deployments/scale")
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     index = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1"}
+    assert {"api/v1", "apis/apps/v1", "apis/autoscaling/v2"} <= set(index["paths"])
 
 
 def test_apply_creates_with_server_side_validation(kubectl: Kubectl, manifest: Path) -> None:
     r = kubectl("apply", "-f", str(manifest), "-v=6")
-    assert r.stdout.splitlines() == ["configmap/site-config created", "deployment.apps/site created"]
+    assert r.stdout.splitlines() == ["configmap/site-config created", "deployment.apps/site created",
+                                     "service/site created"]
     # kubectl found fieldValidation in /openapi/v3 and left strict validation to the server
     assert "fieldValidation=Strict" in r.stderr
     r = kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
     assert 'deployment "site" successfully rolled out' in r.stdout
     again = kubectl("apply", "-f", str(manifest))
-    assert again.stdout.splitlines() == ["configmap/site-config unchanged", "deployment.apps/site unchanged"]
+    assert again.stdout.splitlines() == ["configmap/site-config unchanged", "deployment.apps/site unchanged",
+                                         "service/site unchanged"]
+    svc = json.loads(kubectl("get", "service", "site", "-o", "json").stdout)
+    assert svc["spec"]["clusterIP"].startswith("10.43.") and svc["spec"]["ports"][0]["targetPort"] == "http"
+    ep = json.loads(kubectl("get", "endpoints", "site", "-o", "json").stdout)
+    assert len(ep["subsets"][0]["addresses"]) == 2 and ep["subsets"][0]["ports"][0]["port"] == 80
 
 
 def test_get_tables(kubectl: Kubectl, cluster: Cluster) -> None:
@@ -274,6 +294,47 @@ def test_second_apply_rolls_out_and_undo_rolls_back(kubectl: Kubectl, manifest: 
         == ["2", "3"]
 
 
+LOGGER = f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: ticker
+      image: {DEMO_IMAGE}
+      command: ["sh", "-c", "echo hello-from-logs; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done"]
+"""
+
+
+def test_logs_exec_and_top(kubectl: Kubectl, tmp_path: Path) -> None:
+    pod = tmp_path / "ticker.yaml"
+    pod.write_text(LOGGER)
+    assert kubectl("apply", "-f", str(pod)).stdout.strip() == "pod/ticker created"
+    kubectl("wait", "--for=condition=Ready", "pod/ticker", "--timeout=60s", timeout=70)
+    out = wait_for(lambda: (lambda o: o if "tick 1" in o else None)(kubectl("logs", "ticker").stdout), 30,
+                   what="log lines")
+    assert out.splitlines()[0] == "hello-from-logs"
+    assert kubectl("logs", "ticker", "--tail=1").stdout.count("\n") == 1
+    # -f streams lines written after the request started
+    proc = kubectl.popen("logs", "-f", "ticker", "--tail=0")
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("tick ")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    r = kubectl("exec", "ticker", "--", "sh", "-c", "echo out-$((6*7)); echo err >&2", timeout=30)
+    assert r.stdout.strip() == "out-42"
+    r = kubectl("exec", "ticker", "--", "sh", "-c", "exit 3", check=False, timeout=30)
+    assert r.returncode == 3 and "command terminated with exit code 3" in r.stderr
+    r = kubectl("exec", "-i", "ticker", "--", "cat", input="through stdin\n", timeout=30)
+    assert r.stdout == "through stdin\n"
+    kubectl("delete", "pod", "ticker", "--wait=false")
+
+
 def test_unknown_fields_and_kinds_fail_readably(kubectl: Kubectl, tmp_path: Path) -> None:
     typo = tmp_path / "typo.yaml"
     typo.write_text(MANIFEST.replace("imagePullPolicy:", "imagePulPolicy:"))
@@ -283,16 +344,16 @@ def test_unknown_fields_and_kinds_fail_readably(kubectl: Kubectl, tmp_path: Path
             in r.stderr), r.stderr
     mixed = tmp_path / "mixed.yaml"
     mixed.write_text(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: site\nspec:\n  ports: [{port: 80}]\n---\n"
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: site\nspec:\n  serviceName: site\n---\n"
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata: {a: b}\n"
     )
     r = kubectl("apply", "-f", str(mixed), check=False)
     assert r.returncode == 1
-    assert 'no matches for kind "Service" in version "v1"' in r.stderr
+    assert 'no matches for kind "StatefulSet" in version "apps/v1"' in r.stderr
     assert "resource mapping not found" in r.stderr
     assert "configmap/extra created" in r.stdout  # the rest of the file still applied
-    r = kubectl("get", "services", check=False)
-    assert r.returncode == 1 and 'the server doesn\'t have a resource type "services"' in r.stderr
+    r = kubectl("get", "statefulsets", check=False)
+    assert r.returncode == 1 and 'the server doesn\'t have a resource type "statefulsets"' in r.stderr
     r = kubectl("get", "deployment", "nope", check=False)
     assert r.returncode == 1 and 'deployments.apps "nope" not found' in r.stderr
 
@@ -329,7 +390,8 @@ def test_server_side_apply_and_dry_run(kubectl: Kubectl, tmp_path: Path) -> None
 
 def test_delete(kubectl: Kubectl, manifest: Path, cluster: Cluster) -> None:
     r = kubectl("delete", "-f", str(manifest), timeout=120)
-    assert r.stdout.splitlines() == ['configmap "site-config" deleted', 'deployment.apps "site" deleted']
+    assert r.stdout.splitlines() == ['configmap "site-config" deleted', 'deployment.apps "site" deleted',
+                                     'service "site" deleted']
     r = kubectl("get", "deployment", "site", check=False)
     assert r.returncode == 1 and 'deployments.apps "site" not found' in r.stderr
 

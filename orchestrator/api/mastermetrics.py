@@ -1,0 +1,219 @@
+"""The master's own Prometheus metrics, and Prometheus service discovery for the cluster.
+
+Routes (`routes(master)`, served ahead of the API's catch-all):
+
+* ``GET /metrics``: the master's series in the Prometheus text format, from a registry of
+  its own (never the process-global one):
+
+  - ``dockyard_apiserver_request_duration_seconds{verb,resource,code}`` (histogram) and
+    ``dockyard_apiserver_requests_total{verb,resource,code}``: every API request, through
+    `ApiServer.request_hooks`. ``verb`` is the HTTP method, with ``LIST`` for a GET of a
+    collection (a watch is counted as a LIST: only its set-up time is measured);
+    ``resource`` is ``pods``, ``deployments/scale``, ... and empty for other paths;
+  - ``dockyard_controller_sync_duration_seconds{controller}`` (histogram): each
+    controller's `sync`, the scheduler's included (one sync is one scheduling attempt);
+  - ``dockyard_controller_queue_depth{controller}``: keys waiting in each work queue;
+  - ``dockyard_store_size_bytes`` (database plus write-ahead log), ``dockyard_store_revision``.
+
+* ``GET /prometheus/targets[?role=agent|master]``: Prometheus HTTP service discovery
+  (``http_sd_configs``): a JSON list of target groups, one per node with an address and a
+  ``dockyard.io/metrics-port`` annotation (``<InternalIP>:<port>``, labels ``node`` and
+  ``__meta_dockyard_role="agent"``) plus the master itself (the host and port of its
+  advertised URL, ``__meta_dockyard_role="master"``). The agents' endpoints are plain
+  HTTP; the master's is HTTPS with the cluster CA.
+
+Authentication: both routes want ``Authorization: Bearer <token>``, either the admin token
+(any identity in ``system:masters``) or the read-only *scrape token* the master writes to
+``<data-dir>/prometheus-token`` (mode 0600) at start: ``prometheus:`` plus an HMAC of the
+cluster's node secret, so it is stable across restarts, needs no storage, and grants only
+these two routes. Prometheus sends it with ``authorization: {credentials_file: ...}`` in
+both the ``http_sd_configs`` and the scrape config of the master (see
+``deploy/prometheus/prometheus.yml``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import ApiError
+from ..objects.kinds import by_kind
+from . import auth
+from .app import parse_path
+from .proxy import metrics_port, node_address
+
+if TYPE_CHECKING:
+    from ..controllers.runner import Runner
+    from ..server import Master
+
+log = logging.getLogger("dockyard.api.metrics")
+NODE = by_kind("v1", "Node")
+SCRAPE_TOKEN_PREFIX = "prometheus:"
+TOKEN_FILE = "prometheus-token"
+TARGETS_PATH = "/prometheus/targets"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def scrape_token(node_secret: bytes) -> str:
+    mac = hmac.new(node_secret, b"dockyard prometheus scrape token", hashlib.sha256).hexdigest()
+    return f"{SCRAPE_TOKEN_PREFIX}{mac}"
+
+
+def write_scrape_token(data_dir: Path, token: str) -> Path:
+    path = data_dir / TOKEN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    os.chmod(tmp, 0o600)
+    tmp.write_text(token + "\n")
+    tmp.replace(path)
+    return path
+
+
+def request_labels(method: str, path: str) -> tuple[str, str]:
+    """(verb, resource) labels of an API request path."""
+    try:
+        target = parse_path(path)
+    except ApiError:
+        return method, ""
+    resource = target.kind.resource + (f"/{target.subresource}" if target.subresource else "")
+    verb = "LIST" if method == "GET" and target.name is None else method
+    return verb, resource
+
+
+def sd_targets(nodes: list[dict[str, Any]], master_url: str, role: str | None = None) -> list[dict[str, Any]]:
+    """Prometheus http_sd target groups for the agents' and the master's metrics endpoints."""
+    groups: list[dict[str, Any]] = []
+    if role in (None, "", "agent"):
+        for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
+            host, port = node_address(node), metrics_port(node)
+            if not host or not port:
+                continue
+            if ":" in host:
+                host = f"[{host}]"
+            name = node["metadata"]["name"]
+            groups.append({"targets": [f"{host}:{port}"],
+                           "labels": {"node": name, "__meta_dockyard_role": "agent",
+                                      "__meta_dockyard_node": name}})
+    if role in (None, "", "master"):
+        netloc = urlsplit(master_url).netloc
+        groups.append({"targets": [netloc], "labels": {"__meta_dockyard_role": "master"}})
+    return groups
+
+
+class _StateCollector(Collector):
+    """Queue depths and store size, read at scrape time."""
+
+    def __init__(self, runner: Runner, store: Any) -> None:
+        self.runner = runner
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("dockyard_controller_queue_depth", "Keys waiting in a controller's work queue.",
+                                  labels=["controller"])
+        for name, n in sorted(self.runner.queue_depth().items()):
+            depth.add_metric([name], n)
+        yield depth
+        yield GaugeMetricFamily("dockyard_store_size_bytes", "Size of the store on disk (database and WAL).",
+                                value=self.store.size_bytes())
+        yield GaugeMetricFamily("dockyard_store_revision", "Current revision of the store.",
+                                value=self.store.current_revision())
+
+
+class MasterMetrics:
+    def __init__(self, authn: auth.Authenticator, token: str, nodes: Callable[[], list[dict[str, Any]]],
+                 master_url: str) -> None:
+        self.authn = authn
+        self.token = token
+        self.nodes = nodes
+        self.master_url = master_url
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_seconds = Histogram(
+            "dockyard_apiserver_request_duration_seconds", "API request latency by verb, resource and code.",
+            ["verb", "resource", "code"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter("dockyard_apiserver_requests_total", "API requests by verb, resource and code.",
+                                ["verb", "resource", "code"], registry=self.registry)
+        self.sync_seconds = Histogram(
+            "dockyard_controller_sync_duration_seconds", "Duration of one controller sync (the scheduler's "
+            "is one scheduling attempt).", ["controller"], buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def observe_request(self, method: str, path: str, code: int, seconds: float) -> None:
+        try:
+            verb, resource = request_labels(method, path)
+            self.request_seconds.labels(verb, resource, str(code)).observe(seconds)
+            self.requests.labels(verb, resource, str(code)).inc()
+        except Exception:  # measuring must never fail a request
+            log.exception("could not record the metrics of %s %s", method, path)
+
+    def instrument(self, runner: Runner) -> None:
+        """Time every controller's sync (wraps the bound method on the instance)."""
+        for c in runner.controllers:
+            c.sync = self._timed(c.name, c.sync)  # type: ignore[method-assign]
+        self.registry.register(_StateCollector(runner, runner.registry.store))
+
+    def _timed(self, name: str, sync: Callable[[str], None]) -> Callable[[str], None]:
+        child = self.sync_seconds.labels(name)
+
+        def timed(key: str) -> None:
+            started = time.perf_counter()
+            try:
+                sync(key)
+            finally:
+                child.observe(time.perf_counter() - started)
+
+        return timed
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def _allowed(self, request: Request) -> bool:
+        token = auth.bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return False
+        if hmac.compare_digest(token.encode(), self.token.encode()):
+            return True
+        user = self.authn.authenticate_token(token)
+        return user is not None and auth.MASTERS in user.groups
+
+    async def metrics(self, request: Request) -> Response:
+        if not self._allowed(request):
+            return _denied()
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
+
+    async def targets(self, request: Request) -> Response:
+        if not self._allowed(request):
+            return _denied()
+        body = sd_targets(self.nodes(), self.master_url, request.query_params.get("role"))
+        return Response(json.dumps(body), media_type="application/json")
+
+
+def _denied() -> Response:
+    err = ApiError(401, "Unauthorized", "a bearer token is required: the admin token or the scrape token "
+                                        f"in <data-dir>/{TOKEN_FILE}")
+    return Response(json.dumps(err.status()), status_code=401, media_type="application/json")
+
+
+def routes(master: Master) -> list[BaseRoute]:
+    """Wire the metrics into `master` (request hook, controller timing) and return the routes."""
+    token = scrape_token(master.pki.node_secret)
+    write_scrape_token(master.cfg.data_dir, token)
+    mm = MasterMetrics(master.authn, token, lambda: master.registry.items(NODE), master.cfg.server_url)
+    master.api.request_hooks.append(mm.observe_request)
+    mm.instrument(master.runner)
+    return [Route("/metrics", mm.metrics, methods=["GET"]), Route(TARGETS_PATH, mm.targets, methods=["GET"])]
