@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running
 from tests.support.images import build_demo_image, docker_available
 
 
@@ -24,10 +24,5 @@ def demo_image(docker_engine: None) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
-    c.start()
-    try:
+    with running(Cluster(tmp_path_factory.mktemp("cluster"))) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from orchestrator.objects.kinds import resolve
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, running, wait_for
 
 NS = "default"
 TARGET = 80
@@ -38,13 +38,8 @@ class AutoscaleCluster(Cluster):
 
 @pytest.fixture(scope="module")
 def hpa_cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
-    c = AutoscaleCluster(tmp_path_factory.mktemp("autoscale"), cluster_cidr="10.216.0.0/16")
-    c.start()
-    try:
+    with running(AutoscaleCluster(tmp_path_factory.mktemp("autoscale"), cluster_cidr="10.216.0.0/16")) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
 
 
 def deployment(name: str, image: str, load_dir: Path) -> dict[str, Any]:

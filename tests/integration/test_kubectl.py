@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, running, wait_for
 from tests.support.images import DEMO_IMAGE
 
 pytestmark = [
@@ -123,13 +123,8 @@ class Kubectl:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
     """This module's own cluster, on a pod CIDR no other test module uses (they may run at once)."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.211.0.0/16")
-    c.start()
-    try:
+    with running(Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.211.0.0/16")) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from orchestrator import execproto
 from orchestrator.client import Client
 from orchestrator.objects.kinds import resolve
 from orchestrator.pki import node_token
-from tests.support.cluster import ROOT, Cluster, wait_for
+from tests.support.cluster import ROOT, Cluster, running, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -76,13 +76,8 @@ BUSY = "while :; do :; done"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
     """This module's own cluster, on a pod CIDR no other test module uses."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.213.0.0/16")
-    c.start()
-    try:
+    with running(Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.213.0.0/16")) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, running, wait_for
 from tests.support.images import DEMO_IMAGE
 
 kubernetes = pytest.importorskip("kubernetes")
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
     """This module's own cluster, on a pod CIDR no other test module uses (they may run at once)."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.212.0.0/16")
-    c.start()
-    try:
+    with running(Cluster(tmp_path_factory.mktemp("cluster"), cluster_cidr="10.212.0.0/16")) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 
 from orchestrator.client import Client
 from orchestrator.objects.kinds import resolve
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, running, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -62,14 +62,9 @@ WEB = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("rollout"), cluster_cidr="10.215.0.0/16",
-                extra_args=("--backoff-base", "0.5", "--backoff-cap", "2"))
-    c.start()
-    try:
+    with running(Cluster(tmp_path_factory.mktemp("rollout"), cluster_cidr="10.215.0.0/16",
+                extra_args=("--backoff-base", "0.5", "--backoff-cap", "2"))) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
 
 
 def set_template(cluster: Cluster, tmpl: dict, cause: str | None = None) -> None:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -165,3 +166,14 @@ class Cluster:
         for f in filters:
             args += ["--filter", f]
         return subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+
+
+@contextmanager
+def running(cluster: Cluster) -> Iterator[Cluster]:
+    """Start the cluster; stop it and remove its containers afterwards, whatever happened."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.remove_containers()
