@@ -20,10 +20,11 @@ import pytest
 
 from agent.backoff import Backoff
 from agent.env import StaticConfigSource
-from agent.images import BUSYBOX_IMAGE, ensure_images
+from agent.images import ensure_images
 from agent.main import PodExecutor, SyncResult
 from agent.runtime import DockerRuntime, RuntimeFailure
 from agent.volumes import HostMounter
+from tests.support.executor import box, converge
 
 pytestmark = pytest.mark.docker
 
@@ -86,26 +87,6 @@ def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[s
         "metadata": {"name": name, "namespace": "lc", "uid": str(uuid.uuid4()), "labels": {"app": name}},
         "spec": body,
     }
-
-
-def box(name: str, script: str, **extra: Any) -> dict[str, Any]:
-    c = {"name": name, "image": BUSYBOX_IMAGE, "command": ["sh", "-c", script]}
-    c.update(extra)
-    return c
-
-
-def converge(
-    ex: PodExecutor, pod: dict[str, Any], until: Callable[[SyncResult], bool], timeout: float = 20.0
-) -> SyncResult:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = ex.sync(pod)
-        pod["status"] = result.status
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no convergence; last status: {result.status}")
-        time.sleep(0.1)
 
 
 def cstatus(result: SyncResult, name: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from agent.images import BUSYBOX_IMAGE, ensure_images
 from agent.main import PodExecutor, SyncResult
 from agent.pods import SANDBOX_NAME
 from agent.runtime import L_NODE, PAUSE_IMAGE, DockerRuntime, RuntimeFailure
+from tests.support.executor import box, converge
 
 pytestmark = pytest.mark.docker
 
@@ -52,26 +53,6 @@ def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[s
         "metadata": {"name": name, "namespace": "it", "uid": str(uuid.uuid4())},
         "spec": body,
     }
-
-
-def box(name: str, script: str, **extra: Any) -> dict[str, Any]:
-    c = {"name": name, "image": BUSYBOX_IMAGE, "command": ["sh", "-c", script]}
-    c.update(extra)
-    return c
-
-
-def converge(
-    ex: PodExecutor, pod: dict[str, Any], until: Callable[[SyncResult], bool], timeout: float = 20.0
-) -> SyncResult:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = ex.sync(pod)
-        pod["status"] = result.status
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no convergence; last status: {result.status}")
-        time.sleep(0.1)
 
 
 def statuses(result: SyncResult) -> dict[str, dict[str, Any]]:
