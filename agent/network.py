@@ -12,10 +12,13 @@ allocated by the master). For a pod to reach a pod on another node by its IP, ev
   DROP, and its own rules only admit traffic into a bridge for published ports), through
   our chain ``<P>-FORWARD``;
 * exempts pod-to-pod traffic from Docker's masquerade (``-s <own CIDR> -d <other CIDR>
-  -j RETURN`` in ``<P>-POD-NAT``, jumped from nat POSTROUTING before Docker's rule), so
-  a pod sees the real source IP of its peers;
+  -j ACCEPT`` in ``<P>-POD-NAT``, jumped from nat POSTROUTING before Docker's rule), so
+  a pod sees the real source IP of its peers. ACCEPT, not RETURN: a RETURN in our chain
+  would only return to POSTROUTING, where Docker's MASQUERADE would still match;
 * turns on hairpin mode on the bridge ports, so a pod reaching a Service that picks the
-  pod itself gets its own (masqueraded) packets back.
+  pod itself gets its own (masqueraded) packets back. The ports are found and set over
+  netlink (`ip`), not sysfs: a /sys mounted for another network namespace (containers,
+  the lab's hosts) does not show this namespace's bridge.
 
 `plan_network` and `compute_rules` are pure functions of the node list; `PodNetwork.sync`
 applies them (iptables-restore of our chains only, like `agent.serviceproxy`) on every
@@ -30,7 +33,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .serviceproxy import DEFAULT_PREFIX, ClusterState, Iptables, RuleSet, remove_rules, render_restore
@@ -130,7 +132,7 @@ def compute_rules(plan: NetworkPlan, chains: NetChains = NetChains()) -> dict[st
     if plan.own_cidr:
         for cidr in plan.pod_cidrs:
             if cidr != plan.own_cidr:
-                nat.rules.append(f"-A {chains.pod_nat} -s {plan.own_cidr} -d {cidr} -j RETURN")
+                nat.rules.append(f"-A {chains.pod_nat} -s {plan.own_cidr} -d {cidr} -j ACCEPT")
     return {"filter": flt, "nat": nat}
 
 
@@ -141,6 +143,19 @@ def parse_routes(output: str) -> list[Route]:
         parts = line.split()
         if len(parts) >= 3 and parts[1] == "via":
             out.append(Route(parts[0], parts[2]))
+    return out
+
+
+def ports_without_hairpin(output: str) -> list[str]:
+    """Bridge ports whose hairpin mode is off, from `ip -d -o link show master <bridge>`."""
+    out = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) < 2 or "hairpin" not in parts:
+            continue
+        i = parts.index("hairpin")
+        if i + 1 < len(parts) and parts[i + 1] == "off":
+            out.append(parts[1].rstrip(":").split("@", 1)[0])
     return out
 
 
@@ -203,12 +218,9 @@ class PodNetwork:
         bridge = self.bridge()
         if not bridge:
             return
-        for flag in Path(f"/sys/class/net/{bridge}/brif").glob("*/hairpin_mode"):
-            try:
-                if flag.read_text().strip() != "1":
-                    flag.write_text("1")
-            except OSError:
-                pass
+        out = self._ip("-d", "-o", "link", "show", "master", bridge, check=False)
+        for port in ports_without_hairpin(out):
+            self._ip("link", "set", "dev", port, "type", "bridge_slave", "hairpin", "on", check=False)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -1,4 +1,9 @@
-"""Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`) built from the kinds table."""
+"""Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`) built from the kinds table.
+
+`metrics.k8s.io/v1beta1` is not in the kinds table (nothing is stored: `api.proxy` answers it
+by scraping the agents) but is listed here too, read-only, so that clients such as
+`kubectl top` find it the way they find metrics-server's API.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,13 @@ from typing import Any
 from ..objects.kinds import KINDS, Kind
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+METRICS_GROUP = "metrics.k8s.io"
+METRICS_VERSION = "v1beta1"
+METRICS_RESOURCES: list[dict[str, Any]] = [
+    {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics", "verbs": ["get", "list"]},
+    {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},
+]
 
 
 def _resource(k: Kind) -> dict[str, Any]:
@@ -45,6 +57,9 @@ def _subresources(k: Kind) -> list[dict[str, Any]]:
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    if group == METRICS_GROUP and version == METRICS_VERSION:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
+                "resources": [dict(r) for r in METRICS_RESOURCES]}
     kinds = [k for k in KINDS if k.group == group and k.version == version]
     if not kinds:
         return None
@@ -75,6 +90,7 @@ def api_group_list() -> dict[str, Any]:
             versions = groups.setdefault(k.group, [])
             if k.version not in versions:
                 versions.append(k.version)
+    groups.setdefault(METRICS_GROUP, [METRICS_VERSION])
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",

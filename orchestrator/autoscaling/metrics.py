@@ -164,8 +164,28 @@ def promql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def regex_literal(text: str) -> str:
+    """A regular expression matching `text` exactly, with no backslash for a valid object name.
+
+    `re.escape` escapes ``-`` and ``.`` with backslashes: harmless inside `promql_string`,
+    but ``$pods`` is pasted into the user's own PromQL string literal, where a backslash
+    before ``-`` is an invalid escape. Other characters go in a one-character class
+    (``[.]``); the few a class cannot hold that way (never in a name) get a backslash.
+    """
+    out = []
+    for ch in text:
+        if (ch.isascii() and ch.isalnum()) or ch in "-_":
+            out.append(ch)
+        elif ch in "\\]^":
+            out.append("\\" + ch)
+        else:
+            out.append(f"[{ch}]")
+    return "".join(out)
+
+
 def pods_regex(pods: Sequence[Obj]) -> str:
-    return "|".join(re.escape(_pod_name(p)) for p in pods) or "^$"
+    """Alternatives matching exactly the pods' names (PromQL regex matchers are anchored)."""
+    return "|".join(regex_literal(_pod_name(p)) for p in pods) or "^$"
 
 
 def selector_matchers(selector: Obj | None) -> list[str]:

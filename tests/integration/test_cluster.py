@@ -158,7 +158,9 @@ def test_master_kill9_loses_no_write_and_keeps_containers(cluster: Cluster) -> N
     for i in range(30):
         cluster.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"k9-{i}"},
                                "data": {"i": str(i)}}, "default")
-    before = sorted(cluster.containers())
+    # 3 pods of 2 containers each (sandbox + app), once earlier pods have finished stopping
+    before = wait_for(lambda: (lambda ids: ids if len(ids) == 6 else None)(sorted(cluster.containers())), 60,
+                      what="only the 3 web pods' containers running")
     cluster.kill9()
     cluster.start()
     names = {c["metadata"]["name"] for c in cluster.client.list(CM, "default")["items"]}

@@ -157,7 +157,9 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
     assert version["serverVersion"]["major"] == "1" and version["serverVersion"]["minor"] == "32"
     header, rows = table(kubectl("api-resources").stdout)
     assert header == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
-    by_name = {r[0]: r for r in rows}
+    by_name: dict[str, list[str]] = {}
+    for r in rows:  # the core group's row first: metrics.k8s.io serves "pods" and "nodes" too
+        by_name.setdefault(r[0], r)
     assert by_name["deployments"] == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
     assert by_name["pods"] == ["pods", "po", "v1", "true", "Pod"]
     assert by_name["nodes"] == ["nodes", "no", "v1", "false", "Node"]
@@ -396,3 +398,52 @@ def test_delete(kubectl: Kubectl, manifest: Path, cluster: Cluster) -> None:
     wait_for(pods_gone, 90, what="the site pods to be garbage-collected")
     r = kubectl("delete", "configmaps", "-l", "a=b")
     assert r.stdout.strip() == 'configmap "ssa" deleted'
+
+
+BURNER = f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: burner
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: burn
+      image: {DEMO_IMAGE}
+      command: ["sh", "-c", "while :; do :; done"]
+      resources:
+        limits: {{cpu: 50m}}
+"""
+
+
+def test_top_pods_and_nodes(kubectl: Kubectl, cluster: Cluster, tmp_path: Path) -> None:
+    """kubectl finds metrics.k8s.io in discovery and prints the agents' numbers."""
+    groups = json.loads(kubectl("get", "--raw", "/apis").stdout)["groups"]
+    assert {"name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+            "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}} in groups
+    header, rows = table(kubectl("api-resources", "--api-group=metrics.k8s.io").stdout)
+    assert rows == [["nodes", "metrics.k8s.io/v1beta1", "false", "NodeMetrics"],
+                    ["pods", "metrics.k8s.io/v1beta1", "true", "PodMetrics"]], rows
+    pod = tmp_path / "burner.yaml"
+    pod.write_text(BURNER)
+    kubectl("apply", "-f", str(pod))
+    kubectl("wait", "--for=condition=Ready", "pod/burner", "--timeout=60s", timeout=70)
+
+    def pod_row() -> list[str] | None:
+        r = kubectl("top", "pods", "burner", check=False)
+        if r.returncode != 0:
+            return None  # "metrics not available yet" until the agent has sampled it
+        header, rows = table(r.stdout)
+        assert header == ["NAME", "CPU(cores)", "MEMORY(bytes)"], r.stdout
+        return rows[0] if rows and int(rows[0][1].rstrip("m")) > 0 else None
+
+    name, cpu, memory = wait_for(pod_row, 60, interval=1.0, what="kubectl top pods to show the burner's CPU")
+    assert name == "burner" and re.fullmatch(r"\d+m", cpu) and re.fullmatch(r"\d+Mi", memory), (cpu, memory)
+
+    header, rows = table(kubectl("top", "nodes").stdout)
+    assert header == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    row = next(r for r in rows if r[0] == cluster.node_name)
+    assert re.fullmatch(r"\d+m", row[1]) and int(row[1][:-1]) > 0, row
+    assert re.fullmatch(r"\d+%", row[2]) and re.fullmatch(r"\d+Mi", row[3]) and int(row[3][:-2]) > 0, row
+    assert re.fullmatch(r"\d+%", row[4]), row
+    kubectl("delete", "pod", "burner", "--wait=false")

@@ -139,4 +139,4 @@ def test_dynamic_client(api_client: client.ApiClient) -> None:
     with pytest.raises(dynamic.exceptions.NotFoundError):
         cms.get(name="dyn", namespace="default")
     with pytest.raises(dynamic.exceptions.ResourceNotFoundError):
-        dyn.resources.get(api_version="v1", kind="Service")
+        dyn.resources.get(api_version="apps/v1", kind="StatefulSet")

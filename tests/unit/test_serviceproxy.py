@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.network import NetChains, Route, parse_routes, plan_network, plan_routes
+from agent.network import NetChains, Route, parse_routes, plan_network, plan_routes, ports_without_hairpin
 from agent.network import compute_rules as net_rules
 from agent.serviceproxy import (
     Chains,
@@ -162,7 +162,17 @@ def test_network_rules_accept_pod_traffic_and_skip_masquerade_between_nodes() ->
         "-A DOCKYARD-FORWARD -s 10.42.1.0/24 -j ACCEPT",
         "-A DOCKYARD-FORWARD -d 10.42.1.0/24 -j ACCEPT",
     ]
-    assert tables["nat"].rules == ["-A DOCKYARD-POD-NAT -s 10.42.0.0/24 -d 10.42.1.0/24 -j RETURN"]
+    assert tables["nat"].rules == ["-A DOCKYARD-POD-NAT -s 10.42.0.0/24 -d 10.42.1.0/24 -j ACCEPT"]
+
+
+def test_bridge_ports_without_hairpin_from_ip_link() -> None:
+    out = (
+        "12: veth1a2b@if11: <BROADCAST,UP> mtu 1500 master br-x state UP \\    link/ether 02:42 "
+        "bridge_slave state forwarding priority 32 cost 2 hairpin off guard off\n"
+        "13: veth9@if12: <BROADCAST,UP> mtu 1500 master br-x \\    bridge_slave hairpin on guard off\n"
+    )
+    assert ports_without_hairpin(out) == ["veth1a2b"]
+    assert ports_without_hairpin("") == []
 
 
 def test_routes_of_departed_nodes_are_removed() -> None:
