@@ -21,10 +21,9 @@ from collections.abc import Iterator
 import pytest
 
 from agent.dns import addresses, query
-from agent.network import NetChains
-from agent.serviceproxy import Chains, Iptables, chain_prefix, parse_chains, remove_rules
+from agent.serviceproxy import chain_prefix, parse_chains
 from orchestrator.objects.kinds import resolve
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, running, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,17 +36,8 @@ SERVE = (
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("services"), cluster_cidr="10.217.0.0/16")
-    prefix = chain_prefix(f"dy-{c.node_name}")
-    try:
-        c.start()
+    with running(Cluster(tmp_path_factory.mktemp("services"), cluster_cidr="10.217.0.0/16")) as c:
         yield c
-    finally:
-        c.stop()
-        c.remove_containers()
-        ipt = Iptables()
-        remove_rules(ipt, Chains(prefix))
-        remove_rules(ipt, NetChains(prefix))
 
 
 def _apply(c: Cluster, obj: dict) -> dict:

@@ -16,7 +16,8 @@ Layout, per host i (0-based):
 * no systemd: the installer must use its supervised fallback.
 
 The root namespace gets `iptables -I FORWARD -i <bridge> -o <bridge> -j ACCEPT` (Docker makes
-the FORWARD policy DROP and bridged frames go through iptables). Everything created is
+the FORWARD policy DROP and bridged frames go through iptables) and a nat POSTROUTING ACCEPT for
+the bridge (so the root's own masquerade rules never rewrite traffic between lab hosts). Everything created is
 recorded in `<dir>/lab.json` so `down` works from another process, and `down` is idempotent:
 it kills the hosts' processes by PID (every PID in each netns, after `docker rm -f` and a
 graceful dockerd stop), deletes namespaces, veths, the bridge and the iptables rules.
@@ -177,6 +178,9 @@ class Lab:
         sh("ip", "link", "set", self.bridge, "up")
         self._rule("FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT")
         self._rule("INPUT", "-i", self.bridge, "-j", "ACCEPT")
+        # bridged lab traffic also passes the root namespace's nat table: keep the root's own
+        # MASQUERADE rules (Docker's) away from packets that only cross between lab hosts
+        self._rule("POSTROUTING", "-t", "nat", "-o", self.bridge, "-j", "ACCEPT")
         for h in self.hosts:
             sh("ip", "netns", "add", h.name)
             sh("ip", "link", "add", h.veth, "type", "veth", "peer", "name", f"{h.veth}p")

@@ -152,7 +152,17 @@ class Cluster:
         )
 
     def remove_containers(self) -> None:
-        """Remove every container this cluster's node created (by its node label)."""
+        """Remove every container, network and iptables chain this cluster's node created."""
+        from agent.network import NetChains
+        from agent.serviceproxy import Chains, Iptables, IptablesError, chain_prefix, remove_rules
+
+        prefix = chain_prefix(f"dy-{self.node_name}")
+        try:
+            ipt = Iptables()
+            remove_rules(ipt, Chains(prefix))
+            remove_rules(ipt, NetChains(prefix))
+        except (IptablesError, OSError):
+            pass  # the agent's own shutdown normally removed them already
         out = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=dockyard.io/node={self.node_name}"],
             capture_output=True, text=True, check=False,
