@@ -267,13 +267,22 @@ def test_scale_and_wait(kubectl: Kubectl) -> None:
 
 
 def test_second_apply_rolls_out_and_undo_rolls_back(kubectl: Kubectl, manifest: Path, tmp_path: Path) -> None:
+    # a new image (a second tag of the demo image, built locally: no registry is reachable)
+    subprocess.run(["docker", "tag", DEMO_IMAGE, "dockyard/demo-web:2"], check=True, capture_output=True)
     changed = tmp_path / "site-v2.yaml"
-    changed.write_text(MANIFEST.replace('value: "1"', 'value: "2"').replace("replicas: 2", "replicas: 3"))
+    changed.write_text(MANIFEST.replace('value: "1"', 'value: "2"').replace("replicas: 2", "replicas: 3")
+                       .replace(f"image: {DEMO_IMAGE}", "image: dockyard/demo-web:2"))
     r = kubectl("apply", "-f", str(changed))
     assert "deployment.apps/site configured" in r.stdout
     r = kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
     assert 'deployment "site" successfully rolled out' in r.stdout
     assert env_of(kubectl) == {"VERSION": "2", "GREETING": "<from>"}
+
+    def images() -> list[str]:  # old pods may still be terminating right after the rollout
+        out = kubectl("get", "pods", "-l", "app=site", "-o", "jsonpath={.items[*].spec.containers[0].image}")
+        return out.stdout.split()
+
+    wait_for(lambda: images() == ["dockyard/demo-web:2"] * 3, 60, what="only pods of the new image")
     # fields the manifest never set survive the strategic merge (server defaults)
     dep = json.loads(kubectl("get", "deployment", "site", "-o", "json").stdout)
     container = dep["spec"]["template"]["spec"]["containers"][0]
@@ -284,6 +293,8 @@ def test_second_apply_rolls_out_and_undo_rolls_back(kubectl: Kubectl, manifest: 
     assert kubectl("rollout", "undo", "deployment/site").stdout.strip() == "deployment.apps/site rolled back"
     kubectl("rollout", "status", "deployment/site", "--timeout=90s", timeout=100)
     assert env_of(kubectl)["VERSION"] == "1"
+    dep = json.loads(kubectl("get", "deployment", "site", "-o", "json").stdout)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == DEMO_IMAGE
     # the undo reused the revision-1 ReplicaSet instead of making a third one
     header, rows = table(kubectl("get", "rs", "-l", "app=site").stdout)
     assert len(rows) == 2

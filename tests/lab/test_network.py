@@ -32,7 +32,12 @@ SERVICE = resolve("services")
 ENDPOINTS = resolve("endpoints")
 NODE = resolve("nodes")
 BUSYBOX = "dockyard/busybox:1"
-SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
+# `/` names the pod; `/cgi-bin/ip` answers with the address the request came from
+SERVE = (
+    "mkdir -p /www/cgi-bin && hostname > /www/index.html"
+    " && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip"
+    " && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www"
+)
 
 
 def backend(host: LabHost) -> dict:
@@ -126,6 +131,10 @@ def test_pods_reach_each_other_across_hosts_by_pod_ip(lab_cluster: LabCluster, b
             got = fetch(lc, src, f"http://{dst['status']['podIP']}:8080/")
             assert got == [name], (src["metadata"]["name"], src["spec"]["nodeName"], "->", name,
                                    dst["spec"]["nodeName"], dst["status"]["podIP"], got)
+            # unmasqueraded: the peer sees the pod's own IP, not its node's
+            seen_from = [a.strip("[]").removeprefix("::ffff:")  # httpd reports an IPv4-mapped address
+                         for a in fetch(lc, src, f"http://{dst['status']['podIP']}:8080/cgi-bin/ip")]
+            assert seen_from == [src["status"]["podIP"]], (src["metadata"]["name"], "->", name, seen_from)
 
 
 def test_service_by_dns_name_from_every_host(lab_cluster: LabCluster, backends: dict[str, dict]) -> None:
