@@ -83,6 +83,7 @@ from .pods import (
     Health,
     KillContainer,
     KillPod,
+    ObservedContainer,
     ObservedPod,
     RemoveContainer,
     StartContainer,
@@ -92,7 +93,7 @@ from .pods import (
     init_specs,
     pod_uid,
 )
-from .probes import NetworkProbeRunner, Prober
+from .probes import NetworkProbeRunner, Prober, Target
 from .runtime import ContainerOptions, DockerRuntime, RuntimeFailure
 from .status import StartError, compute_pod_status
 from .volumes import VolumeError, VolumeManager
@@ -142,6 +143,7 @@ class PodExecutor:
         self.config_source: ConfigSource = config_source or StaticConfigSource()
         self.volumes = volumes or VolumeManager(data_dir or DEFAULT_DATA_DIR, self.config_source)
         self.prober = prober or Prober(NetworkProbeRunner(runtime.exec_probe), clock, on_change)
+        self.hooks = NetworkProbeRunner(runtime.exec_probe)  # lifecycle handlers share the probe handlers
         self.probe_kills = 0  # containers killed because a liveness/startup probe failed
         self._node_cpu = float(os.cpu_count() or 1)
         self._node_memory = (read_meminfo_kib() or 0) * 1024
@@ -235,12 +237,13 @@ class PodExecutor:
                     log.info("pod %s: stopping %s (%s, grace %ss)", where, a.name, a.reason, a.grace)
                     if a.reason in ("LivenessProbeFailed", "StartupProbeFailed"):
                         self._record_probe_kill(pod, a)
-                    self.runtime.stop(a.id, a.grace)
+                    pod_ip = sb.ip if sb is not None and sb.running else ""
+                    self.runtime.stop(a.id, self.pre_stop(pod, a.name, a.id, pod_ip, a.grace))
                 elif isinstance(a, RemoveContainer):
                     self.runtime.remove(a.id)
                 elif isinstance(a, KillPod):
                     log.info("pod %s: killing pod (%s, grace %ss)", where, a.reason, a.grace)
-                    self.kill_pod(observed, a.grace)
+                    self.kill_pod(observed, a.grace, pod)
             except RuntimeFailure as e:
                 log.warning("pod %s: %s failed: %s", where, type(a).__name__, e)
                 if isinstance(a, CreateSandbox):
@@ -303,14 +306,47 @@ class PodExecutor:
             raise
         self._set_error(uid, a.name, None)
 
-    def kill_pod(self, observed: ObservedPod, grace: int) -> None:
-        """Stop app containers (in parallel, each with `grace`), then sandboxes; remove all."""
+    def pre_stop(self, pod: dict[str, Any] | None, name: str, container_id: str, pod_ip: str, grace: int) -> int:
+        """Run the container's `lifecycle.preStop` handler within the grace period, like kubelet.
+
+        Returns the grace left for SIGTERM → SIGKILL; a handler that overruns (or fails) still
+        leaves the container 2 s to stop, as kubelet does.
+        """
+        spec = next((s for s in [*app_specs(pod), *init_specs(pod)] if s.get("name") == name), None) if pod else None
+        hook = ((spec or {}).get("lifecycle") or {}).get("preStop")
+        if not hook or grace <= 0:
+            return grace
+        started = time.monotonic()
+        if isinstance(hook.get("sleep"), dict):
+            time.sleep(min(float(hook["sleep"].get("seconds", 0)), grace))
+        else:
+            ports = {str(p["name"]): int(p["containerPort"]) for p in (spec or {}).get("ports") or [] if p.get("name")}
+            target = Target(pod_uid(pod or {}), container_id, name, pod_ip, ports)
+            ok, message = self.hooks.run(hook, target, float(grace))
+            if not ok:
+                meta = (pod or {}).get("metadata", {})
+                log.warning("pod %s/%s: preStop hook of %s failed: %s",
+                            meta.get("namespace"), meta.get("name"), name, message)
+        return max(grace - int(time.monotonic() - started), 2)
+
+    def kill_pod(self, observed: ObservedPod, grace: int, pod: dict[str, Any] | None = None) -> None:
+        """Stop app containers (in parallel: preStop hook, then `grace`), then sandboxes; remove all.
+
+        `pod` (the spec) is known for pods being deleted, not for orphans: only the former get
+        their preStop hooks.
+        """
         running = [c for c in observed.containers if c.running]
+        sb = observed.sandbox()
+        pod_ip = sb.ip if sb is not None and sb.running and sb.ip else ""
+
+        def stop(c: ObservedContainer) -> None:
+            self.runtime.stop(c.id, self.pre_stop(pod, c.name, c.id, pod_ip, grace))
+
         if len(running) > 1:
             with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
-                list(pool.map(lambda c: self.runtime.stop(c.id, grace), running))
+                list(pool.map(stop, running))
         elif running:
-            self.runtime.stop(running[0].id, grace)
+            stop(running[0])
         for sb in observed.sandboxes:
             if sb.running:
                 self.runtime.stop(sb.id, grace)

@@ -448,3 +448,16 @@ def test_graceful_termination_honours_grace(ex: PodExecutor, runtime: DockerRunt
     delete(ex, pod)
     took = time.monotonic() - t0
     assert 1.9 <= took < 8, took  # killed once the grace ran out
+
+
+def test_pre_stop_hook_runs_before_the_container_stops(ex: PodExecutor, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    c = box("app", "trap 'echo term >> /shared/order; exit 0' TERM; while :; do sleep 0.1; done",
+            volumeMounts=[{"name": "shared", "mountPath": "/shared"}],
+            lifecycle={"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /shared/order; sleep 1"]}}})
+    pod = make_pod("hook", [c], terminationGracePeriodSeconds=10,
+                   volumes=[{"name": "shared", "hostPath": {"path": str(shared), "type": "Directory"}}])
+    converge(ex, pod, running)
+    delete(ex, pod)
+    assert (shared / "order").read_text().split() == ["prestop", "term"]  # hook first, then SIGTERM
