@@ -90,6 +90,8 @@ class Client:
         timeout: float = 30.0,
     ) -> None:
         self.server = server.rstrip("/")
+        if token and not self.server.startswith("https://"):
+            raise ConfigError(f"refusing to send credentials to {self.server}: the Dockyard API is served over https only")
         self.token = token
         self.ca_pem = ca_pem
         self.namespace = namespace

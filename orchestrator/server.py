@@ -214,6 +214,10 @@ def main_master(args: Any) -> int:
           flush=True)
     print(f"Join agents with: dockyard agent --server {master.cfg.server_url} "
           f"--token \"$(cat {master.cfg.data_dir / 'join-token'})\"", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
+        # action the process would die there, before the controllers stop and the store closes
+        signal.signal(signal.SIGTERM, lambda *_: master.stop())
     asyncio.run(master.serve())
     return 0
 
@@ -265,7 +269,7 @@ def main_up(args: Any) -> int:
     if threading.current_thread() is threading.main_thread():
         # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
         # action the process would die there, before the agent removes its network rules
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: (stop.set(), master.stop()))
     try:
         asyncio.run(master.serve())
     finally:

@@ -238,9 +238,19 @@ class ApiServer:
             subresource=target.subresource,
             bound_node=bound_node,
         )
-        if not auth.authorize(user, areq):
+        if not auth.authorize(user, areq) or not self._node_may_read(user, target, verb):
             raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
         return await self._serve(request, target, verb)
+
+    def _node_may_read(self, user: auth.User, target: Target, verb: str) -> bool:
+        """Nodes read a Secret or ConfigMap only by name, and only one a pod bound to them uses."""
+        if user.node_name is None or target.kind.resource not in ("secrets", "configmaps"):
+            return True
+        if verb != "get" or not target.name or not target.namespace:
+            return False
+        pods = self.registry.list(parse_path("/api/v1/pods").kind, target.namespace,
+                                  field_selector=f"spec.nodeName={user.node_name}")["items"]
+        return any(target.name in pod_references(p, target.kind.resource) for p in pods)
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         if path == "/api":
@@ -517,3 +527,27 @@ class ApiServer:
         return ok({"apiVersion": f"{DOCKYARD_GROUP}/v1", "kind": "NodeCredential", "spec": {"nodeName": name},
                    "status": {"token": token}}, 201)
 
+
+def pod_references(pod: dict[str, Any], resource: str) -> set[str]:
+    """Names of the Secrets or ConfigMaps (`resource`) a pod uses: env, envFrom and volumes."""
+    secret = resource == "secrets"
+    key_ref, from_ref = ("secretKeyRef", "secretRef") if secret else ("configMapKeyRef", "configMapRef")
+    spec = pod.get("spec") or {}
+    names: set[str] = set()
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get(key_ref) or {}
+            names.add(ref.get("name", ""))
+        for e in c.get("envFrom") or []:
+            names.add((e.get(from_ref) or {}).get("name", ""))
+    for v in spec.get("volumes") or []:
+        sources = [v, *((v.get("projected") or {}).get("sources") or [])]
+        for src in sources:
+            if secret:
+                names.add((src.get("secret") or {}).get("secretName") or (src.get("secret") or {}).get("name", ""))
+            else:
+                names.add((src.get("configMap") or {}).get("name", ""))
+    for ref in spec.get("imagePullSecrets") or [] if secret else []:
+        names.add(ref.get("name", ""))
+    names.discard("")
+    return names

@@ -438,10 +438,12 @@ class Registry:
 
     # -- pods/binding and scale -----------------------------------------------------------
 
-    def bind(self, namespace: str, name: str, node: str) -> Obj:
+    def bind(self, namespace: str, name: str, node: str, uid: str | None = None) -> Obj:
         pod_kind = by_kind("v1", "Pod")
         kv = self._kv(pod_kind, namespace, name)
         pod = kv.value  # the store hands out a fresh copy on every read
+        if uid and pod.get("metadata", {}).get("uid") != uid:
+            raise errors.conflict("pods", name)  # recreated under the same name since the decision
         if pod.get("spec", {}).get("nodeName"):
             raise ApiError(
                 409,
@@ -530,6 +532,8 @@ class Registry:
                     if wait <= 0:
                         return
                 ev = await w.next(timeout=wait)
+                if ev is None and w.closed:
+                    return  # the store is closing: end the stream, clients relist
                 if ev is None:
                     if bookmarks and loop.time() - last_bookmark >= 5.0:
                         last_bookmark = loop.time()

@@ -147,7 +147,7 @@ class Scheduler(Controller):
         ns, name = split_key(key)
         self.cache.assume(info, result.node)
         try:
-            bound = self.registry.bind(ns or "default", name, result.node)
+            bound = self.registry.bind(ns or "default", name, result.node, info.uid)
         except BaseException as e:
             self.cache.forget(info)
             if isinstance(e, ApiError) and e.code == 404:

@@ -148,3 +148,27 @@ def test_watch_stream_with_timeout(api: TestClient) -> None:
                     headers=h()) as r:
         lines = [json.loads(x) for x in r.iter_lines() if x.strip()]
     assert lines[0]["type"] == "ADDED" and lines[0]["object"]["metadata"]["name"] == "w"
+
+
+def test_nodes_read_only_the_secrets_their_pods_use(api: TestClient) -> None:
+    n1 = node_token(SECRET, "n1")
+    for name in ("used", "other"):
+        sec = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"k": "v"}}
+        assert api.post("/api/v1/namespaces/default/secrets", json=sec, headers=h()).status_code == 201
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1", "env": [
+               {"name": "K", "valueFrom": {"secretKeyRef": {"name": "used", "key": "k"}}}]}]}}
+    assert api.post("/api/v1/namespaces/default/pods", json=pod, headers=h()).status_code == 201
+    assert api.get("/api/v1/namespaces/default/secrets/used", headers=h(n1)).status_code == 200
+    assert api.get("/api/v1/namespaces/default/secrets/other", headers=h(n1)).status_code == 403
+    assert api.get("/api/v1/namespaces/default/secrets", headers=h(n1)).status_code == 403
+    assert api.get("/api/v1/secrets", headers=h(n1)).status_code == 403
+    n2 = node_token(SECRET, "n2")
+    assert api.get("/api/v1/namespaces/default/secrets/used", headers=h(n2)).status_code == 403
+
+
+def test_client_never_sends_a_token_over_plain_http() -> None:
+    from orchestrator.client import Client, ConfigError
+
+    with pytest.raises(ConfigError, match="https only"):
+        Client("http://127.0.0.1:6443", "secret-token")

@@ -235,3 +235,13 @@ def test_namespace_delete_marks_terminating(reg: Registry) -> None:
     with pytest.raises(ApiError) as e:
         reg.create(POD, "team", pod())
     assert e.value.code == 403
+
+
+def test_bind_refuses_a_pod_recreated_under_the_same_name(reg: Registry) -> None:
+    old_uid = reg.create(POD, "default", pod("a"))["metadata"]["uid"]
+    reg.delete(POD, "default", "a")
+    reg.create(POD, "default", pod("a"))
+    with pytest.raises(ApiError) as e:
+        reg.bind("default", "a", "n1", old_uid)
+    assert e.value.code == 409
+    assert not reg.get(POD, "default", "a")["spec"].get("nodeName")
