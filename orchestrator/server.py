@@ -212,8 +212,8 @@ def main_master(args: Any) -> int:
     master.write_credentials()
     print(f"Dockyard master at {master.cfg.server_url}; admin kubeconfig {master.cfg.data_dir / 'admin.kubeconfig'}",
           flush=True)
-    print(f"Join agents with: dockyard agent --server {master.cfg.server_url} "
-          f"--token \"$(cat {master.cfg.data_dir / 'join-token'})\"", flush=True)
+    print(f"Join agents with: DOCKYARD_TOKEN=\"$(cat {master.cfg.data_dir / 'join-token'})\" "
+          f"dockyard agent --server {master.cfg.server_url}", flush=True)
     if threading.current_thread() is threading.main_thread():
         # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
         # action the process would die there, before the controllers stop and the store closes

@@ -79,7 +79,8 @@ Requires=docker.service
 [Service]
 Type=simple
 EnvironmentFile=/etc/dockyard/agent.env
-ExecStart=/opt/dockyard/venv/bin/dockyard agent --server ${DOCKYARD_SERVER} --token ${DOCKYARD_TOKEN} \\
+# the join token reaches the agent as $DOCKYARD_TOKEN from the 0600 env file, never in argv
+ExecStart=/opt/dockyard/venv/bin/dockyard agent --server ${DOCKYARD_SERVER} \\
   --name ${DOCKYARD_NODE_NAME} --node-ip ${DOCKYARD_NODE_IP} --data-dir /var/lib/dockyard-agent
 Restart=always
 RestartSec=2
@@ -100,8 +101,8 @@ stop=0
 child=
 trap 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
 while [ "$stop" = 0 ]; do
-  . /etc/dockyard/agent.env
-  /opt/dockyard/venv/bin/dockyard agent --server "$DOCKYARD_SERVER" --token "$DOCKYARD_TOKEN" \\
+  set -a; . /etc/dockyard/agent.env; set +a   # exported: the token goes by environment, not argv
+  /opt/dockyard/venv/bin/dockyard agent --server "$DOCKYARD_SERVER" \\
     --name "$DOCKYARD_NODE_NAME" --node-ip "$DOCKYARD_NODE_IP" --data-dir /var/lib/dockyard-agent \\
     >> /opt/dockyard/agent.log 2>&1 &
   child=$!

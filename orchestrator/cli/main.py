@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("agent", "agent.main:main_agent", "run a node agent that joins a master")
     p.add_argument("--server", required=True, metavar="URL", help="master URL, e.g. https://10.0.0.1:6443")
-    p.add_argument("--token", required=True, metavar="T", help="node join token printed by the master")
+    p.add_argument("--token", metavar="T",
+                   help="node join token printed by the master (default $DOCKYARD_TOKEN, which keeps it out of "
+                        "the process list)")
     p.add_argument("--name", metavar="N", help="node name (default the host name)")
     p.add_argument("--data-dir", default=DEFAULT_AGENT_DATA_DIR, metavar="D",
                    help=f"agent state directory (default {DEFAULT_AGENT_DATA_DIR})")
@@ -299,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args = finish_args(args)
+    if args.command == "agent" and not args.token:
+        args.token = os.environ.get("DOCKYARD_TOKEN") or None
+        if not args.token:
+            print("dockyard agent: error: a join token is required: --token T or $DOCKYARD_TOKEN", file=sys.stderr)
+            return 2
     try:
         return int(load_handler(args.handler)(args) or 0)
     except KeyboardInterrupt:

@@ -121,3 +121,16 @@ def test_host_port_validation() -> None:
         cli.host_port("::1:6443")
     with pytest.raises(argparse.ArgumentTypeError):
         cli.host_port("h:70000")
+
+
+def test_agent_takes_its_join_token_from_the_environment(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from orchestrator.cli import main as cli
+
+    monkeypatch.delenv("DOCKYARD_TOKEN", raising=False)
+    assert cli.main(["agent", "--server", "https://127.0.0.1:1"]) == 2
+    assert "join token is required" in capsys.readouterr().err
+    seen = {}
+    monkeypatch.setenv("DOCKYARD_TOKEN", "K10abc::node:s3cret")
+    monkeypatch.setattr(cli, "load_handler", lambda spec: lambda args: seen.setdefault("token", args.token) and 0)
+    assert cli.main(["agent", "--server", "https://127.0.0.1:1"]) == 0
+    assert seen["token"] == "K10abc::node:s3cret"
