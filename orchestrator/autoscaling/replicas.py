@@ -520,40 +520,40 @@ def _change_in_period(period: float, events: list[ScaleEvent], now: float) -> in
     return sum(e.change for e in events if e.timestamp > cutoff)
 
 
-def scale_up_limit(current: int, history: History, scaling: Obj, now: float) -> int:
+def _policy_limit(current: int, history: History, scaling: Obj, now: float, up: bool) -> int:
+    """The furthest the policies of one direction let the replica count go from `current`.
+
+    Each policy starts from the count at the beginning of its period (current minus the
+    scale-ups, plus the scale-downs inside it); selectPolicy Max picks the policy allowing
+    the biggest change, Min the smallest, Disabled allows none.
+    """
     select = scaling.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
-    pick = min if select == "Min" else max
+    biggest_change = max if up else min
+    pick = biggest_change if select == "Max" else (min if up else max)
     result: int | None = None
     for policy in scaling.get("policies") or []:
         period = float(policy.get("periodSeconds") or 15)
         start = current - _change_in_period(period, history.scale_up, now) \
             + _change_in_period(period, history.scale_down, now)
+        value = int(policy["value"])
         if policy.get("type") == "Pods":
-            proposed = start + int(policy["value"])
+            proposed = start + value if up else start - value
+        elif up:
+            proposed = math.ceil(start * (1 + value / 100))
         else:
-            proposed = math.ceil(start * (1 + int(policy["value"]) / 100))
+            proposed = int(start * (1 - value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
+
+
+def scale_up_limit(current: int, history: History, scaling: Obj, now: float) -> int:
+    return _policy_limit(current, history, scaling, now, up=True)
 
 
 def scale_down_limit(current: int, history: History, scaling: Obj, now: float) -> int:
-    select = scaling.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    pick = max if select == "Min" else min
-    result: int | None = None
-    for policy in scaling.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 15)
-        start = current - _change_in_period(period, history.scale_up, now) \
-            + _change_in_period(period, history.scale_down, now)
-        if policy.get("type") == "Pods":
-            proposed = start - int(policy["value"])
-        else:
-            proposed = int(start * (1 - int(policy["value"]) / 100))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
+    return _policy_limit(current, history, scaling, now, up=False)
 
 
 def limit_with_rules(current: int, desired: int, min_r: int, max_r: int) -> tuple[int, str, str]:
