@@ -20,11 +20,10 @@ import pytest
 
 from agent.backoff import Backoff
 from agent.env import StaticConfigSource
-from agent.images import ensure_images
 from agent.main import PodExecutor, SyncResult
-from agent.runtime import DockerRuntime, RuntimeFailure
+from agent.runtime import DockerRuntime
 from agent.volumes import HostMounter
-from tests.support.executor import box, converge
+from tests.support.executor import box, converge, node_runtime
 
 pytestmark = pytest.mark.docker
 
@@ -34,21 +33,8 @@ NODE = f"lc-{RUN_ID}"
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[DockerRuntime]:
-    try:
-        rt = DockerRuntime(network=f"dockyard-lc-{RUN_ID}", node_name=NODE)
-        rt.ping()
-    except RuntimeFailure as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker is not reachable: {e}")
-        pytest.skip(f"Docker is not reachable: {e}")
-    ensure_images(rt)
-    try:
+    with node_runtime(NODE, f"dockyard-lc-{RUN_ID}") as rt:
         yield rt
-    finally:
-        for c in rt.list_containers():
-            rt.remove(c.id)
-        rt.remove_network()
-        rt.close()
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from agent.backoff import Backoff
 from agent.images import BUSYBOX_IMAGE, ensure_images
 from agent.main import PodExecutor, SyncResult
 from agent.pods import SANDBOX_NAME
-from agent.runtime import L_NODE, PAUSE_IMAGE, DockerRuntime, RuntimeFailure
-from tests.support.executor import box, converge
+from agent.runtime import L_NODE, PAUSE_IMAGE, DockerRuntime
+from tests.support.executor import box, converge, node_runtime
 
 pytestmark = pytest.mark.docker
 
@@ -29,19 +29,8 @@ NODE = f"it-{RUN_ID}"
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[DockerRuntime]:
-    try:
-        rt = DockerRuntime(network=f"dockyard-it-{RUN_ID}", node_name=NODE)
-        rt.ping()
-    except RuntimeFailure as e:
-        pytest.skip(f"Docker is not reachable: {e}")
-    ensure_images(rt)
-    try:
+    with node_runtime(NODE, f"dockyard-it-{RUN_ID}") as rt:
         yield rt
-    finally:
-        for c in rt.list_containers():
-            rt.remove(c.id)
-        rt.remove_network()
-        rt.close()
 
 
 def make_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
