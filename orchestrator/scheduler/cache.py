@@ -91,17 +91,8 @@ def _container_requests(container: dict) -> tuple[int, int]:
 
 def requests_of(pod: dict) -> tuple[int, int]:
     """(millicores, bytes): per resource max(sum of app containers, largest init container)."""
-    spec = pod.get("spec") or {}
-    cpu = mem = 0
-    for c in spec.get("containers") or []:
-        c_cpu, c_mem = _container_requests(c)
-        cpu += c_cpu
-        mem += c_mem
-    for c in spec.get("initContainers") or []:
-        c_cpu, c_mem = _container_requests(c)
-        cpu = max(cpu, c_cpu)
-        mem = max(mem, c_mem)
-    return cpu, mem
+    cpu, mem = core.aggregate_requests(pod, _container_requests)
+    return int(cpu), mem
 
 
 def pod_uid(pod: dict) -> str:

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.controllers.podutil import controller_ref, is_terminating, pod_phase
 from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
@@ -106,19 +107,30 @@ def _container_requests(container: dict) -> tuple[float, int]:
     return _cpu(cpu), _memory(mem)
 
 
-def pod_requests(pod: dict) -> Resources:
-    """Effective requests: per resource max(sum(app containers), max(init containers))."""
+def aggregate_requests(pod: dict, per_container: Callable[[dict], tuple[Any, int]]) -> tuple[Any, int]:
+    """Effective (cpu, memory) requests: per resource max(sum(app containers), max(init containers)).
+
+    `per_container` says how one container's requests are read (cores as floats here,
+    integer millicores in the scheduler cache).
+    """
     spec = pod.get("spec") or {}
-    cpu, mem = 0.0, 0
+    cpu: Any = 0
+    mem = 0
     for c in spec.get("containers") or []:
-        c_cpu, c_mem = _container_requests(c)
+        c_cpu, c_mem = per_container(c)
         cpu += c_cpu
         mem += c_mem
     for c in spec.get("initContainers") or []:
-        c_cpu, c_mem = _container_requests(c)
+        c_cpu, c_mem = per_container(c)
         cpu = max(cpu, c_cpu)
         mem = max(mem, c_mem)
-    return Resources(cpu=cpu, memory=mem, pods=1)
+    return cpu, mem
+
+
+def pod_requests(pod: dict) -> Resources:
+    """Effective requests of a pod (see `aggregate_requests`)."""
+    cpu, mem = aggregate_requests(pod, _container_requests)
+    return Resources(cpu=float(cpu), memory=mem, pods=1)
 
 
 def _holds_resources(pod: dict) -> bool:
