@@ -41,6 +41,7 @@ Hooks for later work: Events for starts/back-offs/probe kills.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -101,6 +102,7 @@ from .volumes import VolumeError, VolumeManager
 log = logging.getLogger("dockyard.agent")
 
 POD = by_kind("v1", "Pod")
+_SANDBOX_STARTS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyard-sandbox")
 ORPHAN_GRACE = 10
 DEFAULT_DATA_DIR = Path("/var/lib/dockyard-agent")
 WATCH_TIMEOUT = 60
@@ -223,16 +225,32 @@ class PodExecutor:
         where = f"{meta.get('namespace')}/{meta.get('name')}"
         sb = observed.sandbox()
         sandbox_id = sb.id if sb is not None and sb.running else None
-        for a in actions:
+        precreated: dict[int, str] = {}  # action index -> container created while the sandbox started
+        for i, a in enumerate(actions):
             try:
                 if isinstance(a, CreateSandbox):
                     log.info("pod %s: creating sandbox (attempt %d)", where, a.attempt)
                     sandbox_id = self.runtime.create_sandbox(pod, a.attempt, self.subnet())
+                    # start and attach it while the next container is created (Docker lets
+                    # a container join a sandbox that is not running yet)
+                    starting = _SANDBOX_STARTS.submit(self.runtime.start_sandbox, sandbox_id)
+                    nxt = actions[i + 1] if i + 1 < len(actions) else None
+                    if isinstance(nxt, StartContainer):
+                        cid = self._precreate(pod, nxt, sandbox_id)
+                        if cid:
+                            precreated[i + 1] = cid
+                    try:
+                        starting.result()
+                    except RuntimeFailure:
+                        for cid in precreated.values():
+                            with contextlib.suppress(RuntimeFailure):
+                                self.runtime.remove(cid)
+                        raise
                 elif isinstance(a, StartContainer):
                     if sandbox_id is None:
                         log.warning("pod %s: no sandbox to start %s in", where, a.name)
                         continue
-                    self._start(pod, a, sandbox_id, now)
+                    self._start(pod, a, sandbox_id, now, precreated.pop(i, None))
                 elif isinstance(a, KillContainer):
                     log.info("pod %s: stopping %s (%s, grace %ss)", where, a.name, a.reason, a.grace)
                     if a.reason in ("LivenessProbeFailed", "StartupProbeFailed"):
@@ -275,11 +293,28 @@ class PodExecutor:
             mounts = self.volumes.mounts(pod, spec, self.volumes.prepare(pod))
         return ContainerOptions(env=env, command=command, args=args, mounts=tuple(mounts))
 
-    def _start(self, pod: dict[str, Any], a: StartContainer, sandbox_id: str, now: float) -> None:
+    def _spec(self, pod: dict[str, Any], a: StartContainer) -> dict[str, Any] | None:
+        specs = init_specs(pod) if a.init else app_specs(pod)
+        return next((s for s in specs if s.get("name") == a.name), None)
+
+    def _precreate(self, pod: dict[str, Any], a: StartContainer, sandbox_id: str) -> str | None:
+        """Create `a`'s container ahead of its start; None if that fails (the start then
+        tries again and reports the error the usual way)."""
+        spec = self._spec(pod, a)
+        if spec is None:
+            return None
+        try:
+            options = self.options(pod, spec, sandbox_id)
+            return self.runtime.create_container(pod, spec, sandbox_id, a.restart_count, options)
+        except (RuntimeFailure, ConfigError, VolumeError):
+            return None
+
+    def _start(self, pod: dict[str, Any], a: StartContainer, sandbox_id: str, now: float,
+               created: str | None = None) -> None:
+        """Create (unless `created` already is its container) and start `a`'s container."""
         uid = pod_uid(pod)
         meta = pod.get("metadata", {})
-        specs = init_specs(pod) if a.init else app_specs(pod)
-        spec = next((s for s in specs if s.get("name") == a.name), None)
+        spec = self._spec(pod, a)
         if spec is None:
             return
         key = backoff_key(uid, a.name)
@@ -290,11 +325,13 @@ class PodExecutor:
             meta.get("namespace"), meta.get("name"), a.name, a.restart_count, a.reason,
         )
         try:
-            try:
-                options = self.options(pod, spec, sandbox_id)
-            except (ConfigError, VolumeError) as e:
-                raise RuntimeFailure(e.message, e.reason) from None
-            self.runtime.run_container(pod, spec, sandbox_id, a.restart_count, options)
+            if created is None:
+                try:
+                    options = self.options(pod, spec, sandbox_id)
+                except (ConfigError, VolumeError) as e:
+                    raise RuntimeFailure(e.message, e.reason) from None
+                created = self.runtime.create_container(pod, spec, sandbox_id, a.restart_count, options)
+            self.runtime.start(created)
         except RuntimeFailure as e:
             if e.reason == "RunContainerError":
                 # The container exists, exited with the error; restart rules take it from here.
@@ -431,6 +468,10 @@ class Agent:
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set. Pods keep running after the agent stops."""
         ensure_images(self.runtime)
+        try:
+            self.runtime.check_sandboxes()
+        except RuntimeFailure as e:
+            log.warning("checking the sandboxes' pod network links failed: %s", e)
         from .server import start_agent_server
 
         self.http = start_agent_server(self, stop)

@@ -7,9 +7,13 @@ restart count, ``dockyard.io/managed=true``, and the node name), so a restarted 
 rebuilds its view from ``docker ps -a`` and adopts running containers untouched.
 
 Layout of a pod: a *sandbox* container running the pause image owns the pod's network
-namespace on the ``dockyard-pods`` bridge network (its hostname is the pod name, its IP is
-the pod IP); app containers join it with ``network_mode=container:<sandbox id>`` and so
-share IP, ports and localhost. Container names are
+namespace (its hostname is the pod name). Docker creates it with ``network_mode=none``;
+``agent.podnet`` then plugs it into the bridge of the ``dockyard-pods`` Docker network with
+a veth and the pod IP, which is chosen beforehand and kept in the sandbox's
+``dockyard.io/pod-ip`` label. App containers join it with
+``network_mode=container:<sandbox id>`` and so share IP, ports and localhost. At startup
+(``check_sandboxes``) a running sandbox whose veth is missing (an agent killed between
+start and attach) is stopped, so the pod gets a new one. Container names are
 ``dy_<namespace>_<pod>_<container>_<uid[:8]>_<restart count>`` (``POD`` for the sandbox).
 
 Every Docker SDK error is translated here into ``RuntimeFailure`` (the package's
@@ -43,6 +47,7 @@ from docker.models.containers import _create_container_args
 
 from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
 
+from . import podnet
 from .pods import SANDBOX_NAME, ObservedContainer, ObservedPod, container_hash
 from .volumes import BindMount
 
@@ -59,6 +64,7 @@ L_CONTAINER = "dockyard.io/container-name"
 L_HASH = "dockyard.io/container-hash"
 L_RESTARTS = "dockyard.io/restart-count"
 L_NODE = "dockyard.io/node"
+L_POD_IP = "dockyard.io/pod-ip"  # sandboxes: the address agent.podnet gave the pod
 
 SECURITY_OPT = ["no-new-privileges"]
 POOL_SIZE = 32
@@ -315,7 +321,9 @@ def observe(attrs: dict[str, Any], network: str = NETWORK) -> ObservedContainer:
         error=str(state.get("Error") or ""),
         image=str(cfg.get("Image") or ""),
         image_id=str(attrs.get("Image") or ""),
-        ip=str((nets.get(network) or {}).get("IPAddress") or ""),
+        # our own attachment's address (agent.podnet); sandboxes Docker attached itself
+        # (made by older agents) have it in their network settings
+        ip=str(labels.get(L_POD_IP) or (nets.get(network) or {}).get("IPAddress") or ""),
     )
 
 
@@ -352,6 +360,8 @@ class DockerRuntime:
         self.cluster_domain = "cluster.local"
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, ObservedContainer]] = {}
+        self._bridge: podnet.Bridge | None = None
+        self.ipam = podnet.PodIPAM()
 
     @classmethod
     def from_url(cls, url: str | None = None, **kw: Any) -> DockerRuntime:
@@ -462,7 +472,21 @@ class DockerRuntime:
                     self.network, have, subnet,
                 )
             self._network_id = str(net["Id"])
+            self._bridge = self._bridge_of(net)
             return self._network_id
+
+    @staticmethod
+    def _bridge_of(net: dict[str, Any]) -> podnet.Bridge | None:
+        configs = (net.get("IPAM") or {}).get("Config") or []
+        subnet = next((c.get("Subnet") for c in configs if c.get("Subnet")), None)
+        if not subnet:
+            return None
+        gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
+        if not gateway:
+            # Docker gives the bridge the first host address when no gateway was asked for
+            gateway = str(next(ipaddress.ip_network(subnet, strict=False).hosts()))
+        name = (net.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{str(net['Id'])[:12]}"
+        return podnet.Bridge(name=name, gateway=str(gateway).split("/")[0], subnet=str(subnet))
 
     def network_info(self) -> tuple[str | None, str | None]:
         """(gateway address, Linux bridge name) of the pod network, creating nothing."""
@@ -471,13 +495,11 @@ class DockerRuntime:
                 net = self.api.inspect_network(self.network)
             except docker.errors.NotFound:
                 return None, None
-            configs = (net.get("IPAM") or {}).get("Config") or []
-            gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
-            if not gateway and configs and configs[0].get("Subnet"):
-                # Docker gives the bridge the first host address when no gateway was asked for
-                gateway = str(next(ipaddress.ip_network(configs[0]["Subnet"], strict=False).hosts()))
-            bridge = (net.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{str(net['Id'])[:12]}"
-            return (str(gateway).split("/")[0] if gateway else None), bridge
+            bridge = self._bridge_of(net)
+            if bridge is None:
+                name = (net.get("Options") or {}).get("com.docker.network.bridge.name")
+                return None, name or f"br-{str(net['Id'])[:12]}"
+            return bridge.gateway, bridge.name
         return None, None
 
     def dns_kwargs(self, pod: dict[str, Any]) -> dict[str, Any]:
@@ -526,10 +548,29 @@ class DockerRuntime:
             labels.append(f"{L_UID}={uid}")
         return {"label": labels}
 
+    def _addresses(self, summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """(sandbox id, pod IP) from `docker ps` summaries: our label, or the address Docker
+        gave a sandbox it attached itself."""
+        out = []
+        for s in summaries:
+            labels = s.get("Labels") or {}
+            if labels.get(L_CONTAINER) != SANDBOX_NAME:
+                continue
+            nets = (s.get("NetworkSettings") or {}).get("Networks") or {}
+            ip = labels.get(L_POD_IP) or (nets.get(self.network) or {}).get("IPAddress") or ""
+            if ip:
+                out.append((str(s["Id"]), str(ip)))
+        return out
+
     def list_containers(self, uid: str | None = None) -> list[ObservedContainer]:
-        """All managed containers (of one pod when `uid` is given), like `docker ps -a`."""
+        """All managed containers (of one pod when `uid` is given), like `docker ps -a`.
+
+        A full listing also refreshes the pod address table from the sandboxes' labels."""
+        mark = self.ipam.mark()
         with _translate("listing containers", RuntimeUnavailable):
             summaries = self.api.containers(all=True, filters=self._filters(uid))
+        if uid is None:
+            self.ipam.load(self._addresses(summaries), since=mark)
         out: list[ObservedContainer] = []
         seen: set[str] = set()
         for s in summaries:
@@ -610,7 +651,10 @@ class DockerRuntime:
         return True
 
     def create_sandbox(self, pod: dict[str, Any], attempt: int, subnet: str | None = None) -> str:
-        """Create and start the pod's pause container; returns its id."""
+        """Create (not start) the pod's pause container with its pod IP chosen; returns its id.
+
+        App containers can already be created against it; `start_sandbox` starts and
+        attaches it."""
         meta = pod.get("metadata", {})
         spec = pod.get("spec", {})
         self.ensure_network(subnet)
@@ -619,23 +663,83 @@ class DockerRuntime:
                 f"pause image {self.pause_image} is missing (it is built when the agent starts)",
                 "CreateContainerError",
             )
+        bridge = self._bridge
+        if bridge is None:
+            raise RuntimeFailure(f"pod network {self.network} has no subnet", "CreateContainerError")
+        if not self.ipam.loaded:
+            self.list_containers()
+        hostname = str(spec.get("hostname") or meta["name"])[:63]
+        try:
+            ip = self.ipam.allocate(bridge.subnet, reserved=[bridge.gateway])
+        except podnet.AttachError as e:
+            raise RuntimeFailure(str(e), "CreateContainerError") from None
         kwargs = {
             "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
-            "labels": self.labels(pod, SANDBOX_NAME, "", attempt),
-            "hostname": str(spec.get("hostname") or meta["name"])[:63],
-            "network": self.network,
+            "labels": {**self.labels(pod, SANDBOX_NAME, "", attempt), L_POD_IP: ip},
+            "hostname": hostname,
+            "network_mode": "none",
+            # /etc/hosts, shared by the pod's containers: the pod's own name, then hostAliases
+            "extra_hosts": [f"{hostname}:{ip}"] + [
+                f"{h}:{alias.get('ip')}" for alias in spec.get("hostAliases") or [] for h in alias.get("hostnames") or []
+            ],
             "security_opt": list(SECURITY_OPT),
             "detach": True,
             **self.dns_kwargs(pod),
         }
         try:
             cid = self._create(self.pause_image, kwargs, meta["uid"])
-            self.start(cid)
+        except RuntimeFailure:
+            self.ipam.release(ip)
+            raise
+        self.ipam.bind(ip, cid)
+        return cid
+
+    def start_sandbox(self, sandbox_id: str) -> None:
+        """Start a sandbox made by `create_sandbox` and plug it into the pod bridge
+        (agent.podnet); on failure the sandbox is removed and its address freed."""
+        try:
+            self.start(sandbox_id)
+            with _translate(f"inspecting container {sandbox_id[:12]}"):
+                attrs = self.api.inspect_container(sandbox_id)
+            obs = observe(attrs, self.network)
+            pid = int((attrs.get("State") or {}).get("Pid") or 0)
+            if pid <= 0 or not obs.running:
+                raise RuntimeFailure(f"sandbox {sandbox_id[:12]} exited right after its start", "CreateContainerError")
+            bridge = self._bridge
+            if bridge is None or not obs.ip:
+                raise RuntimeFailure(f"sandbox {sandbox_id[:12]} has no pod network or address", "CreateContainerError")
+            try:
+                podnet.attach(sandbox_id, pid, obs.ip, bridge)
+            except podnet.AttachError as e:
+                where = f"{obs.pod_namespace}/{obs.pod_name}"
+                raise RuntimeFailure(f"attaching pod {where} to {bridge.name}: {e}", "CreateContainerError") from None
+            with self._lock:
+                self._cache[sandbox_id] = (obs.state, obs)
         except RuntimeFailure:
             with self._lock:
                 self._network_id = None  # re-check the network next time (it may have been removed)
+            with contextlib.suppress(RuntimeFailure):
+                self.remove(sandbox_id)
             raise
-        return cid
+
+    def check_sandboxes(self) -> list[str]:
+        """Stop running sandboxes whose veth is missing (their agent died between start and
+        attach, or someone deleted the link): their pods then get a new sandbox. Returns
+        the ids stopped."""
+        with _translate("listing containers", RuntimeUnavailable):
+            summaries = self.api.containers(filters=self._filters())
+        ours = [str(s["Id"]) for s in summaries
+                if (s.get("Labels") or {}).get(L_CONTAINER) == SANDBOX_NAME and (s.get("Labels") or {}).get(L_POD_IP)]
+        if not ours:
+            return []
+        links = podnet.attached_links()
+        stopped = []
+        for cid in ours:
+            if podnet.host_ifname(cid) not in links:
+                log.warning("sandbox %s has no pod network link; stopping it so its pod gets a new one", cid[:12])
+                self.stop(cid, 0)
+                stopped.append(cid)
+        return stopped
 
     def create_container(
         self,
@@ -669,18 +773,6 @@ class DockerRuntime:
         with _translate(f"starting container {container_id[:12]}", ContainerError, "RunContainerError"):
             self.api.start(container_id)
 
-    def run_container(
-        self,
-        pod: dict[str, Any],
-        spec: dict[str, Any],
-        sandbox_id: str,
-        restart_count: int,
-        options: ContainerOptions | None = None,
-    ) -> str:
-        cid = self.create_container(pod, spec, sandbox_id, restart_count, options)
-        self.start(cid)
-        return cid
-
     def stop(self, container_id: str, grace: int) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; a missing container is fine."""
         with contextlib.suppress(NotFound), _translate(f"stopping container {container_id[:12]}"):
@@ -691,13 +783,13 @@ class DockerRuntime:
             self.api.remove_container(container_id, force=True, v=True)
         with self._lock:
             self._cache.pop(container_id, None)
+        self.ipam.release(container_id=container_id)
 
     def container_ip(self, container_id: str) -> str:
         """The container's address on the pod network ("" when it has none)."""
         with _translate(f"inspecting container {container_id[:12]}"):
             attrs = self.api.inspect_container(container_id)
-        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-        return str((nets.get(self.network) or {}).get("IPAddress") or "")
+        return observe(attrs, self.network).ip
 
     def exec_probe(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
         """Run `cmd` in the container (docker exec); (exit code, output). -1 on timeout.

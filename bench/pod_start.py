@@ -8,17 +8,21 @@ client's call:
   (one create call after the other); a watch records, per pod, create call → bound to the
   node (`spec.nodeName`, the scheduler's share), → `status.phase=Running` with a pod IP,
   → condition `Ready=True`.
+* **dockyard, paced**: one create every 1/rate seconds (default 5 pods/s, the rate at which
+  Kubernetes' density test creates the "latency pods" its pod startup SLO is measured on,
+  so that the figure is a pod's start latency and not a queue's length).
 * **dockyard, one at a time**: the same, but each pod is created only once the previous
   one is Running and Ready.
 * **docker run, all at once**: N `docker run -d` (Docker SDK) on a user bridge network, so
   the baseline also pays for a network attachment like a pod sandbox does. The calls are
   issued like the pod creates (one after the other, by N threads, each timed from its own
   call) and a container counts once the run call returned (it is running then).
-* **docker run, one at a time**: the same, one container after the other.
+* **docker run, paced** and **one at a time**: the same schedules as the pods.
 
 A pod is two containers (sandbox + app) and goes through the API, the scheduler and a
-status write, so the ratios say what that costs. The sequential ratio is the fairest
-per-pod comparison; the all-at-once ratio also says how both sides queue.
+status write, so the ratios say what that costs. The paced and sequential series give a
+pod's start latency; the all-at-once series says how both sides queue when the host's CPUs
+are saturated (there, `docker run` alone has a p99 of several seconds on a 2-core host).
 
 Then the RSS of the `up` process (master and agent together) is read from /proc, and,
 unless `--no-standalone`, `dockyard master` and `dockyard agent` run as two processes with
@@ -93,8 +97,9 @@ class Timings:
 
 
 def start_pods(client: Client, n: int, sequential: bool = False, prefix: str = "bench",
-               timeout: float = 60) -> Timings:
-    """Create n pods, all at once or one after the other; watch them bound, Running, Ready."""
+               timeout: float = 60, interval: float = 0.0) -> Timings:
+    """Create n pods, all at once, every `interval` seconds, or one after the other; watch
+    them bound, Running, Ready."""
     names = [f"{prefix}-{i:02d}" for i in range(n)]
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
@@ -140,7 +145,10 @@ def start_pods(client: Client, n: int, sequential: bool = False, prefix: str = "
     opened.wait(5)
     time.sleep(0.2)  # the watch is open on the server side too
     deadline = time.monotonic() + timeout
-    for name in names:
+    t0 = time.monotonic()
+    for i, name in enumerate(names):
+        if interval:
+            time.sleep(max(0.0, t0 + i * interval - time.monotonic()))
         created[name] = time.monotonic()
         client.create(pod_manifest(name), "default")
         if sequential:
@@ -175,15 +183,20 @@ def delete_pods(client: Client, n: int, prefix: str = "bench", node: str | None 
             rt.close()
 
 
-def baseline(n: int, sequential: bool = False) -> list[float]:
-    """Seconds per `docker run -d` on a user bridge network, all at once or one at a time."""
+def baseline(n: int, sequential: bool = False, interval: float = 0.0) -> list[float]:
+    """Seconds per `docker run -d` on a user bridge network, all at once, one every
+    `interval` seconds, or one at a time."""
     rt = DockerRuntime()
     net = f"dy-bench-{uuid.uuid4().hex[:6]}"
     rt.api.create_network(net, driver="bridge")
     ids: list[str] = []
     lock = threading.Lock()
 
+    start = time.monotonic()
+
     def one(i: int) -> float:
+        if interval:
+            time.sleep(max(0.0, start + i * interval - time.monotonic()))
         t0 = time.monotonic()
         c = rt.client.containers.run(IMAGE, COMMAND, detach=True, network=net, name=f"{net}-{i}",
                                      labels={"dockyard.io/bench": net}, security_opt=["no-new-privileges"])
@@ -195,6 +208,7 @@ def baseline(n: int, sequential: bool = False) -> list[float]:
     try:
         if sequential:
             return [one(i) for i in range(n)]
+        start = time.monotonic()
         with ThreadPoolExecutor(max_workers=n) as pool:
             return list(pool.map(one, range(n)))
     finally:
@@ -204,6 +218,12 @@ def baseline(n: int, sequential: bool = False) -> list[float]:
         with contextlib.suppress(Exception):
             rt.api.remove_network(net)
         rt.close()
+
+
+def settle(seconds: float = 5.0) -> None:
+    """Let the previous series' teardown finish before the next one starts: the kernel frees
+    network namespaces asynchronously, holding the lock that creating one (or a veth) needs."""
+    time.sleep(seconds)
 
 
 def report(label: str, values: list[float]) -> None:
@@ -273,13 +293,15 @@ def ratio(a: list[float], b: list[float]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20, help="pods / containers per run (default 20)")
+    ap.add_argument("--rate", type=float, default=5.0, help="pods per second in the paced series (default 5)")
     ap.add_argument("--no-standalone", action="store_true", help="skip the master + agent process run")
     ap.add_argument("--keep", action="store_true", help="keep the bench directory (logs)")
     args = ap.parse_args()
     n = args.n
+    interval = 1.0 / args.rate if args.rate > 0 else 0.0
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     started = time.monotonic()
-    print(f"pod start: {n} pods of {IMAGE} `{' '.join(COMMAND)}`, all at once, then one at a time")
+    print(f"pod start: {n} pods of {IMAGE} `{' '.join(COMMAND)}`: all at once, {args.rate:g}/s, one at a time")
     cluster = Cluster(base / "up", cluster_cidr="10.214.0.0/16")
     (base / "up").mkdir()
     try:
@@ -287,18 +309,27 @@ def main() -> int:
         # one warm-up pod, so neither side pays for first-use costs (image layers, network)
         start_pods(cluster.client, 1, prefix="warm")
         delete_pods(cluster.client, 1, prefix="warm", node=cluster.node_name)
+        settle()
         burst = start_pods(cluster.client, n)
         time.sleep(1)
         assert cluster.proc is not None
         up_rss = rss_mib(cluster.proc.pid)
         delete_pods(cluster.client, n, node=cluster.node_name)
+        settle()
+        paced = start_pods(cluster.client, n, prefix="paced", interval=interval)
+        delete_pods(cluster.client, n, prefix="paced", node=cluster.node_name)
+        settle()
         seq = start_pods(cluster.client, n, sequential=True, prefix="seq")
         delete_pods(cluster.client, n, prefix="seq")
     finally:
         cluster.stop()
         cluster.remove_containers()
     baseline(1)  # warm-up
+    settle()
     docker_burst = baseline(n)
+    settle()
+    docker_paced = baseline(n, interval=interval)
+    settle()
     docker_seq = baseline(n, sequential=True)
 
     print(f"\nall at once: {n} creates / {n} docker runs from {n} threads (from each call)")
@@ -306,6 +337,11 @@ def main() -> int:
     report("dockyard create -> Running", burst.running)
     report("dockyard create -> Ready", burst.ready)
     report("docker run -d (user bridge)", docker_burst)
+    print(f"\npaced: one create / docker run every {interval * 1000:.0f} ms")
+    report("dockyard create -> bound", paced.bound)
+    report("dockyard create -> Running", paced.running)
+    report("dockyard create -> Ready", paced.ready)
+    report("docker run -d (user bridge)", docker_paced)
     print(f"\none at a time: {n} pods / {n} docker runs, each after the previous one is up")
     report("dockyard create -> bound", seq.bound)
     report("dockyard create -> Running", seq.running)
@@ -313,7 +349,12 @@ def main() -> int:
     report("docker run -d (user bridge)", docker_seq)
     print("\nratio of means (dockyard / docker run)")
     print(f"  all at once,   Running: {ratio(burst.running, docker_burst)}   Ready: {ratio(burst.ready, docker_burst)}")
+    print(f"  paced,         Running: {ratio(paced.running, docker_paced)}   Ready: {ratio(paced.ready, docker_paced)}")
     print(f"  one at a time, Running: {ratio(seq.running, docker_seq)}   Ready: {ratio(seq.ready, docker_seq)}")
+    print("\np99 create -> Ready (dockyard / docker run)")
+    for label, pods, runs in (("all at once", burst.ready, docker_burst), ("paced", paced.ready, docker_paced),
+                              ("one at a time", seq.ready, docker_seq)):
+        print(f"  {label + ':':<15}{pct(pods, 99) * 1000:6.0f} ms / {pct(runs, 99) * 1000:6.0f} ms")
     print(f"\nmemory with {n} pods")
     print(f"  dockyard up process (master + agent): {up_rss:.1f} MiB RSS")
     if not args.no_standalone:

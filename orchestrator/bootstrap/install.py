@@ -216,6 +216,11 @@ def wheelhouse_from_dir(path: Path) -> Wheelhouse:
 # -- prerequisites ----------------------------------------------------------------------------
 
 
+# commands the agent runs: pod network attachment (agent.podnet), routes, service rules
+AGENT_TOOLS = {"ip": "iproute2", "nsenter": "util-linux", "iptables": "iptables",
+               "iptables-save": "iptables", "iptables-restore": "iptables"}
+
+
 def prereq_script(python: str) -> str:
     py = shlex.quote(python)
     return "\n".join([
@@ -229,6 +234,8 @@ def prereq_script(python: str) -> str:
         "mkdir -p /opt 2>/dev/null; echo disk_kb=$(df -Pk /opt | awk 'NR==2 {print $4}')",
         "echo clock=$(date +%s)",
         "echo init=$(cat /proc/1/comm 2>/dev/null)",
+        "echo tools_missing=$(for t in " + " ".join(AGENT_TOOLS) + "; do "
+        "command -v $t >/dev/null 2>&1 || printf '%s ' $t; done)",
     ])
 
 
@@ -278,6 +285,10 @@ def compute_prereq_problems(facts: dict[str, str], node: NodeSpec, local_clock: 
             problems.append(f"disk: {free_mb} MB free under /opt, {node.min_disk_mb} MB required")
     except ValueError:
         problems.append("disk: cannot read the free space under /opt")
+    missing = facts.get("tools_missing", "").split()
+    if missing:
+        packages = sorted({AGENT_TOOLS.get(t, t) for t in missing})
+        problems.append(f"tools: {', '.join(missing)} not found (install {', '.join(packages)})")
     try:
         skew = abs(float(facts.get("clock", "")) - local_clock)
         if skew >= MAX_SKEW:

@@ -7,6 +7,7 @@ network and under a unique node label, so cleanup removes exactly what the tests
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +18,9 @@ import pytest
 from agent.backoff import Backoff
 from agent.images import BUSYBOX_IMAGE, ensure_images
 from agent.main import PodExecutor, SyncResult
+from agent.podnet import host_ifname
 from agent.pods import SANDBOX_NAME
-from agent.runtime import L_NODE, PAUSE_IMAGE, DockerRuntime
+from agent.runtime import L_NODE, L_POD_IP, PAUSE_IMAGE, DockerRuntime
 from tests.support.executor import box, converge, node_runtime
 
 pytestmark = pytest.mark.docker
@@ -110,6 +112,56 @@ def test_two_containers_share_localhost_and_readoption(runtime: DockerRuntime) -
 
     delete(ex, pod)
     assert runtime.observe_pod(pod["metadata"]["uid"]).all() == []
+
+
+def test_sandbox_network_attachment(runtime: DockerRuntime) -> None:
+    """Sandboxes get eth0 on the pod bridge from agent.podnet: distinct labelled addresses,
+    /etc/hosts, pod-to-pod traffic over the bridge, addresses freed with the sandbox, and a
+    sandbox that lost its link is stopped at the agent's start so the pod gets a new one."""
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0))
+    web = box("web", "mkdir -p /www && echo hi-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www")
+    pods = [make_pod(f"net{i}", [dict(web)]) for i in range(2)]
+    pods[0]["spec"]["hostAliases"] = [{"ip": "192.0.2.50", "hostnames": ["foo.local", "bar"]}]
+    results = [converge(ex, p, all_ready) for p in pods]
+    ips = [r.status["podIP"] for r in results]
+    assert len(set(ips)) == 2
+    bridge = runtime._bridge
+    assert bridge is not None
+    sandboxes = [r.observed.sandbox() for r in results if r.observed is not None]
+    for sb, ip in zip(sandboxes, ips, strict=True):
+        assert sb is not None and sb.ip == ip
+        attrs = runtime.api.inspect_container(sb.id)
+        assert attrs["Config"]["Labels"][L_POD_IP] == ip
+        assert attrs["HostConfig"]["NetworkMode"] == "none"
+    assert {ip: cid for ip, cid in runtime.ipam.held().items() if ip in ips} == {
+        ip: sb.id for sb, ip in zip(sandboxes, ips, strict=True) if sb is not None
+    }
+    web0 = results[0].observed.latest("web") if results[0].observed else None
+    assert web0 is not None
+    code, out = runtime.exec_probe(web0.id, ["sh", "-c", "ip -4 addr show eth0; ip route; cat /etc/hosts"], 10)
+    text = out.decode()
+    assert code == 0 and f"inet {ips[0]}/" in text
+    assert f"default via {bridge.gateway}" in text
+    assert f"{ips[0]}\tnet0" in text
+    assert "192.0.2.50\tfoo.local" in text and "192.0.2.50\tbar" in text
+    # pod to pod over the bridge, by IP
+    code, out = runtime.exec_probe(web0.id, ["wget", "-qO-", f"http://{ips[1]}:8080/"], 15)
+    assert code == 0 and out.decode().strip() == "hi-net1"
+
+    # a lost link (the agent died between start and attach): the check stops that sandbox,
+    # the pod gets a new sandbox and address
+    assert sandboxes[1] is not None
+    subprocess.run(["ip", "link", "del", host_ifname(sandboxes[1].id)], check=True)
+    assert runtime.check_sandboxes() == [sandboxes[1].id]
+    again = converge(ex, pods[1], lambda r: all_ready(r) and r.status["podIP"] not in ips)
+    assert again.observed is not None and again.observed.sandbox() is not None
+    assert again.observed.sandbox().id != sandboxes[1].id  # type: ignore[union-attr]
+    assert runtime.check_sandboxes() == []
+
+    for p in pods:
+        delete(ex, p)
+    held = runtime.ipam.held()
+    assert not {*ips, again.status["podIP"]} & set(held)
 
 
 def test_crashing_container_restarts_with_backoff(runtime: DockerRuntime) -> None:
