@@ -47,6 +47,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -733,11 +734,16 @@ class Agent:
             if result.finished:
                 log.info("pod %s/%s: stopped; finalizing deletion", meta.get("namespace"), meta.get("name"))
                 try:
-                    self.client.delete(POD, meta["name"], meta.get("namespace"), grace_period=0)
+                    # this incarnation only: a new pod of the same name is not ours to delete
+                    self.client.delete(POD, meta["name"], meta.get("namespace"), grace_period=0, uid=uid)
                 except ApiError as e:
                     # Already gone (some API versions answer 403 for a vanished pod).
                     if e.code not in (403, 404, 409):
                         raise
+                    if e.code == 409 and self._still_there(pod):
+                        log.info("pod %s/%s: finalizing conflicted; the next resync retries",
+                                 meta.get("namespace"), meta.get("name"))
+                        return
                     log.debug("pod %s: finalizing: %s", uid, e)
                 with self._lock:
                     self.pods.pop(uid, None)
@@ -746,6 +752,17 @@ class Agent:
             return
         if result.status != pod.get("status"):
             self._write_status(pod, result.status)
+
+    def _still_there(self, pod: dict[str, Any]) -> bool:
+        """Whether this very pod (same uid) still exists on the API server."""
+        meta = pod["metadata"]
+        try:
+            fresh = self.client.get(POD, meta["name"], meta.get("namespace"))
+        except ApiError as e:
+            if e.code == 404:
+                return False
+            raise
+        return pod_uid(fresh) == pod_uid(pod)
 
     def _write_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         uid = pod_uid(pod)
@@ -843,7 +860,8 @@ def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials
             f"REFUSING TO JOIN: the CA served by {server} has sha256 {got}, but the join token "
             f"expects {ca_hash}. Wrong server or token, or someone is intercepting the connection."
         )
-    body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": name}}
+    body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential",
+            "spec": {"nodeName": name, "password": node_password(data_dir)}}
     with Client(server, join_token, ca) as c:
         try:
             resp = c.request("POST", NODE_CREDENTIALS_PATH, body)
@@ -858,6 +876,23 @@ def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials
     _write_private(data_dir / "node-token", token.encode())
     _write_private(data_dir / "agent.json", json.dumps({"server": server, "node": name}).encode())
     return Credentials(ca, token)
+
+
+def node_password(data_dir: Path) -> str:
+    """This agent's own random node password (made once, kept in the data dir, 0600): the
+    master binds the node name to it at the first join (see orchestrator.api.nodepasswords)."""
+    path = data_dir / "node-password"
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    password = secrets.token_hex(32)
+    _write_private(path, password.encode())
+    return password
 
 
 def credentials(server: str, join_token: str, name: str, data_dir: Path) -> Credentials:

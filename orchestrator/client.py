@@ -227,10 +227,13 @@ class Client:
         )
 
     def delete(
-        self, kind: Kind, name: str, namespace: str | None = None, grace_period: int | None = None
+        self, kind: Kind, name: str, namespace: str | None = None, grace_period: int | None = None,
+        uid: str | None = None,
     ) -> dict[str, Any]:
+        """Delete one object; with `uid`, only that incarnation of it (409 otherwise)."""
         params = {"gracePeriodSeconds": grace_period} if grace_period is not None else None
-        return self.request("DELETE", self.path(kind, namespace, name), params=params)
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}} if uid else None
+        return self.request("DELETE", self.path(kind, namespace, name), body, params=params)
 
     def watch(
         self,

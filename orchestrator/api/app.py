@@ -42,7 +42,7 @@ from .. import __version__, errors
 from ..errors import ApiError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
-from . import auth, discovery, openapi, tables
+from . import auth, discovery, nodepasswords, openapi, tables
 from .registry import Registry, apply_patch, dumps
 
 log = logging.getLogger("dockyard.api")
@@ -518,11 +518,18 @@ class ApiServer:
         if not isinstance(name, str) or not name:
             raise errors.invalid("NodeCredential", "", [{"field": "spec.nodeName", "reason": "FieldValueRequired",
                                                           "message": "Required value"}], DOCKYARD_GROUP)
+        password = (body.get("spec") or {}).get("password")
+        if not isinstance(password, str) or len(password) < nodepasswords.MIN_LENGTH:
+            raise errors.invalid("NodeCredential", name, [{
+                "field": "spec.password", "reason": "FieldValueRequired",
+                "message": f"Required value: the agent's own random node password "
+                           f"(at least {nodepasswords.MIN_LENGTH} characters)"}], DOCKYARD_GROUP)
         try:
             token = self.mint_node_token(name)
         except (ValueError, PKIError) as e:
             raise errors.invalid("NodeCredential", name, [{"field": "spec.nodeName", "reason": "FieldValueInvalid",
                                                             "message": str(e)}], DOCKYARD_GROUP) from None
+        nodepasswords.bind(self.registry, name, password)
         log.info("issued node credential", extra={"node": name})
         return ok({"apiVersion": f"{DOCKYARD_GROUP}/v1", "kind": "NodeCredential", "spec": {"nodeName": name},
                    "status": {"token": token}}, 201)

@@ -4,7 +4,12 @@
   pod network (default 10.42.0.0/16), assigned as the Node is created so that two nodes
   can never get the same range.
 * A Node whose agent has not renewed its Ready heartbeat for `grace` seconds (default 20 s)
-  gets Ready=Unknown (reason NodeStatusUnknown), so the scheduler stops placing pods on it,
+  gets Ready=Unknown. "Renewed" is judged on the master's clock, as Kubernetes' probe
+  timestamps are: the controller notes when it *saw* `lastHeartbeatTime` change
+  (`observe_heartbeat`) and never compares the agent's own timestamp with its clock, so an
+  agent whose clock is off by more than the grace is not declared dead. After a master
+  restart every node gets a full grace from the first observation. A Node in that state
+  gets (reason NodeStatusUnknown), so the scheduler stops placing pods on it,
   and the taint `node.kubernetes.io/unreachable:NoExecute`. A Node whose agent reports
   Ready=False (its container runtime is down) gets `node.kubernetes.io/not-ready:NoExecute`.
   When the heartbeat comes back with Ready=True both taints are removed.
@@ -17,6 +22,7 @@
   grace 0: the agent is unreachable, so nobody would finish a graceful delete. The
   ReplicaSet then creates a replacement, and the scheduler places it on a Ready node. When
   the node returns, its agent removes the containers of pods it no longer knows (orphans).
+* A deleted Node's password record (`orchestrator.api.nodepasswords`) is deleted with it.
 
 The decisions are pure functions of the Node, its pods and an injected clock
 (`compute_node_health`, `compute_taints`, `compute_evictions`), so they are unit-tested
@@ -33,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import errors
+from ..api import nodepasswords
 from ..api.registry import Registry, parse_time, rfc3339
 from ..errors import ApiError
 from ..objects.kinds import by_kind
@@ -60,13 +68,43 @@ def allocate_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> st
     raise ValueError(f"the pod network {cluster_cidr} has no free /{prefix} left")
 
 
+def pod_cidr_conflict(cidr: str, others: dict[str, str]) -> str | None:
+    """The name of the node (in `others`: name -> podCIDR) whose range overlaps `cidr`."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None  # validation reports the malformed value
+    for name, other in others.items():
+        try:
+            if net.overlaps(ipaddress.ip_network(other, strict=False)):
+                return name
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
 def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, Any]], None]:
+    """On Node creation: allocate `spec.podCIDR`, or check that a supplied one overlaps no
+    other node's range (a node claiming another's range would receive its pods' traffic)."""
+
     def hook(node: dict[str, Any]) -> None:
         spec = node.setdefault("spec", {})
+        name = (node.get("metadata") or {}).get("name", "")
+        used = {n["metadata"]["name"]: n.get("spec", {}).get("podCIDR") for n in registry.items(NODE)
+                if n.get("spec", {}).get("podCIDR") and n["metadata"]["name"] != name}
         if spec.get("podCIDR"):
+            owner = pod_cidr_conflict(str(spec["podCIDR"]), used)
+            if owner is not None:
+                raise errors.invalid("Node", name, [{
+                    "field": "spec.podCIDR", "reason": "FieldValueInvalid",
+                    "message": f"{spec['podCIDR']} overlaps node {owner}'s pod range {used[owner]}; "
+                               "leave it empty to have one allocated"}])
             return
-        used = {n.get("spec", {}).get("podCIDR") for n in registry.items(NODE)}
-        cidr = allocate_pod_cidr(cluster_cidr, {u for u in used if u})
+        try:
+            cidr = allocate_pod_cidr(cluster_cidr, set(used.values()))
+        except ValueError as e:
+            raise errors.invalid("Node", name, [{"field": "spec.podCIDR", "reason": "FieldValueInvalid",
+                                                  "message": f"{e}; remove unused nodes or widen --cluster-cidr"}]) from None
         spec["podCIDR"] = cidr
         spec["podCIDRs"] = [cidr]
 
@@ -92,14 +130,35 @@ def _ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def compute_node_health(node: dict[str, Any], now: datetime, grace: timedelta) -> NodeHealth:
+@dataclass(frozen=True)
+class Heartbeat:
+    """The last heartbeat value seen on a Node and when (master clock) it was first seen."""
+
+    value: str | None
+    seen_at: datetime
+
+
+def observe_heartbeat(prev: Heartbeat | None, node: dict[str, Any], now: datetime) -> Heartbeat:
+    """A changed (or first seen) `lastHeartbeatTime` counts as a heartbeat received `now`."""
+    cond = _ready_condition(node)
+    value = cond.get("lastHeartbeatTime") if cond is not None else None
+    if prev is not None and prev.value == value:
+        return prev
+    return Heartbeat(value, now)
+
+
+def compute_node_health(node: dict[str, Any], now: datetime, grace: timedelta,
+                        heartbeat: Heartbeat | None = None) -> NodeHealth:
+    """Health of `node` at `now`; `heartbeat` says when its last heartbeat arrived (absent:
+    the heartbeat's own timestamp is trusted)."""
     cond = _ready_condition(node)
     if cond is None:
         # Registered but never reported: not schedulable, but nothing to evict from yet.
         return NodeHealth("Unknown", False, None)
     status = cond.get("status") or "Unknown"
     beat = cond.get("lastHeartbeatTime")
-    stale = beat is not None and now - parse_time(beat) > grace
+    arrived = heartbeat.seen_at if heartbeat is not None else (parse_time(beat) if beat is not None else None)
+    stale = beat is not None and arrived is not None and now - arrived > grace
     if status == "Unknown":
         return NodeHealth("Unknown", False, TAINT_UNREACHABLE)
     if stale:
@@ -198,16 +257,25 @@ class NodeLifecycleController(Controller):
         self.events = recorder
         self.grace = timedelta(seconds=grace_seconds)
         self.eviction_timeout = eviction_timeout
+        self._heartbeats: dict[str, Heartbeat] = {}  # node name -> last heartbeat seen (master clock)
 
     def all_keys(self) -> Iterable[str]:
-        return [n["metadata"]["name"] for n in self.registry.items(NODE)]
+        names = [n["metadata"]["name"] for n in self.registry.items(NODE)]
+        for gone in set(self._heartbeats) - set(names):
+            self._heartbeats.pop(gone, None)
+        return names
 
     def sync(self, key: str) -> None:
         node = self.registry.try_get(NODE, None, key)
         if node is None:
+            self._heartbeats.pop(key, None)
+            if nodepasswords.forget(self.registry, key):
+                log.info("node %s deleted; its node password record is removed, the name may be reused", key)
             return
         now = self.registry.clock()
-        health = compute_node_health(node, now, self.grace)
+        beat = observe_heartbeat(self._heartbeats.get(key), node, now)
+        self._heartbeats[key] = beat
+        health = compute_node_health(node, now, self.grace, beat)
         if health.mark_unknown:
             node = copy.deepcopy(node)
             cond = _ready_condition(node)

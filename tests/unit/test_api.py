@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from orchestrator.api import nodepasswords
 from orchestrator.api.app import ApiServer, parse_path
 from orchestrator.api.auth import Authenticator
 from orchestrator.api.registry import Registry
+from orchestrator.controllers.events import EventRecorder
+from orchestrator.controllers.nodes import NodeLifecycleController, pod_cidr_hook
 from orchestrator.errors import ApiError
 from orchestrator.pki import node_token
 from orchestrator.store import SQLiteStore
@@ -119,15 +122,45 @@ def test_node_identity_may_only_write_itself(api: TestClient) -> None:
     assert api.post("/api/v1/namespaces/default/pods", json=pod, headers=h(n1)).status_code == 403
 
 
+def credential_request(name: str, password: str | None = "p" * 32) -> dict:
+    spec = {"nodeName": name} if password is None else {"nodeName": name, "password": password}
+    return {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": spec}
+
+
 def test_join_token_only_exchanges_for_a_node_credential(api: TestClient) -> None:
     assert api.get("/api/v1/nodes", headers=h(JOIN)).status_code == 403
-    body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": "n9"}}
-    r = api.post("/apis/dockyard.io/v1/nodecredentials", json=body, headers=h(JOIN))
+    r = api.post("/apis/dockyard.io/v1/nodecredentials", json=credential_request("n9"), headers=h(JOIN))
     assert r.status_code == 201
     token = r.json()["status"]["token"]
     assert api.get("/api/v1/nodes", headers=h(token)).status_code == 200
-    bad = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential", "spec": {"nodeName": "Bad:Name"}}
+    bad = credential_request("Bad:Name")
     assert api.post("/apis/dockyard.io/v1/nodecredentials", json=bad, headers=h(JOIN)).status_code == 422
+
+
+def test_node_name_is_bound_to_the_first_node_password(tmp_path: Path) -> None:
+    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
+    reg.ensure_namespaces()
+    server = ApiServer(reg, Authenticator(ADMIN, JOIN, SECRET), b"PEM", lambda n: node_token(SECRET, n))
+    api = TestClient(server.app)
+    url = "/apis/dockyard.io/v1/nodecredentials"
+    r = api.post(url, json=credential_request("n7", None), headers=h(JOIN))
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.password"
+    assert api.post(url, json=credential_request("n7", "short"), headers=h(JOIN)).status_code == 422
+    assert api.post(url, json=credential_request("n7", "a" * 32), headers=h(JOIN)).status_code == 201
+    assert api.post(url, json=credential_request("n7", "a" * 32), headers=h(JOIN)).status_code == 201  # same agent
+    r = api.post(url, json=credential_request("n7", "b" * 32), headers=h(JOIN))  # someone else
+    assert r.status_code == 403 and "already taken" in r.json()["message"] and "delete node n7" in r.json()["message"]
+    stored = reg.get(nodepasswords.SECRET, "kube-system", "n7.node-password.dockyard")
+    assert "a" * 32 not in json.dumps(stored)  # only a digest is kept
+    # deleting the Node frees the name (the lifecycle controller removes the record)
+    assert api.post("/api/v1/nodes", json=node_obj("n7"), headers=h()).status_code == 201
+    controller = NodeLifecycleController(reg, EventRecorder(reg, "test"))
+    controller.sync("n7")
+    assert reg.try_get(nodepasswords.SECRET, "kube-system", "n7.node-password.dockyard") is not None
+    assert api.delete("/api/v1/nodes/n7", headers=h()).status_code == 200
+    controller.sync("n7")
+    assert reg.try_get(nodepasswords.SECRET, "kube-system", "n7.node-password.dockyard") is None
+    assert api.post(url, json=credential_request("n7", "b" * 32), headers=h(JOIN)).status_code == 201
 
 
 def test_discovery(api: TestClient) -> None:
@@ -172,3 +205,33 @@ def test_client_never_sends_a_token_over_plain_http() -> None:
 
     with pytest.raises(ConfigError, match="https only"):
         Client("http://127.0.0.1:6443", "secret-token")
+
+
+def test_delete_with_a_uid_precondition_spares_a_new_incarnation(api: TestClient) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "i:1"}]}}
+    old = api.post("/api/v1/namespaces/default/pods", json=pod, headers=h()).json()["metadata"]["uid"]
+    assert api.delete("/api/v1/namespaces/default/pods/p?gracePeriodSeconds=0", headers=h()).status_code == 200
+    new = api.post("/api/v1/namespaces/default/pods", json=pod, headers=h()).json()["metadata"]["uid"]
+    opts = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": old}}
+    r = api.request("DELETE", "/api/v1/namespaces/default/pods/p?gracePeriodSeconds=0", json=opts, headers=h())
+    assert r.status_code == 409 and r.json()["reason"] == "Conflict"
+    assert api.get("/api/v1/namespaces/default/pods/p", headers=h()).json()["metadata"]["uid"] == new
+    opts["preconditions"]["uid"] = new
+    r = api.request("DELETE", "/api/v1/namespaces/default/pods/p?gracePeriodSeconds=0", json=opts, headers=h())
+    assert r.status_code == 200
+
+
+def test_a_node_cannot_claim_another_nodes_pod_range(tmp_path: Path) -> None:
+    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
+    reg.ensure_namespaces()
+    reg.create_hooks.setdefault("Node", []).append(pod_cidr_hook(reg, "10.42.0.0/16"))
+    api = TestClient(ApiServer(reg, Authenticator(ADMIN, JOIN, SECRET), b"PEM", lambda n: node_token(SECRET, n)).app)
+    first = api.post("/api/v1/nodes", json=node_obj("n1"), headers=h(node_token(SECRET, "n1"))).json()
+    assert first["spec"]["podCIDR"] == "10.42.0.0/24"
+    claim = {**node_obj("n2"), "spec": {"podCIDR": "10.42.0.0/24"}}
+    r = api.post("/api/v1/nodes", json=claim, headers=h(node_token(SECRET, "n2")))
+    assert r.status_code == 422 and "overlaps node n1" in r.json()["message"]
+    assert reg.try_get(NodeLifecycleController.watches[0], None, "n2") is None
+    claim["spec"]["podCIDR"] = "10.42.7.0/24"
+    assert api.post("/api/v1/nodes", json=claim, headers=h(node_token(SECRET, "n2"))).status_code == 201

@@ -11,9 +11,12 @@ from orchestrator.api.registry import rfc3339
 from orchestrator.controllers.nodes import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
+    Heartbeat,
     compute_evictions,
     compute_node_health,
     compute_taints,
+    observe_heartbeat,
+    pod_cidr_conflict,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -55,6 +58,34 @@ def pod(name: str, tolerations: list[dict[str, Any]] | None = None, **meta: Any)
 def test_node_health(status: str | None, beat: float, now: float, ready: str, mark: bool, want: str | None) -> None:
     h = compute_node_health(node(status, beat), at(now), GRACE)
     assert (h.ready, h.mark_unknown, h.taint) == (ready, mark, want)
+
+
+@pytest.mark.parametrize(
+    ("agent_skew", "seen", "now", "ready", "mark"),
+    [
+        (-3600, 0, 5, "True", False),  # agent clock an hour behind: judged by arrival, fresh
+        (-3600, 0, 20.5, "Unknown", True),  # ... and stale once nothing arrived for the grace
+        (+3600, 0, 20.5, "Unknown", True),  # an agent clock ahead does not keep it alive
+        (0, 30, 45, "True", False),  # a heartbeat seen at 30 is fresh at 45
+    ],
+)
+def test_node_health_uses_the_masters_clock(agent_skew: float, seen: float, now: float, ready: str,
+                                             mark: bool) -> None:
+    n = node("True", seen + agent_skew)
+    h = compute_node_health(n, at(now), GRACE, Heartbeat(rfc3339(at(seen + agent_skew)), at(seen)))
+    assert (h.ready, h.mark_unknown) == (ready, mark)
+
+
+def test_observe_heartbeat_notes_changes_only() -> None:
+    first = observe_heartbeat(None, node("True", -500), at(0))
+    assert first.seen_at == at(0)  # first sight (e.g. after a master restart): a full grace
+    same = observe_heartbeat(first, node("True", -500), at(15))
+    assert same is first  # no new heartbeat
+    newer = observe_heartbeat(same, node("True", -490), at(16))
+    assert newer.seen_at == at(16) and newer.value == rfc3339(at(-490))
+    marked = node("Unknown", -490)  # the controller's own Unknown write keeps the time
+    assert observe_heartbeat(newer, marked, at(40)) is newer
+    assert observe_heartbeat(None, node(None), at(3)) == Heartbeat(None, at(3))
 
 
 def test_taints_added_once_and_keep_time_added() -> None:
@@ -113,3 +144,17 @@ def test_force_deleted_pods_are_skipped_and_earliest_next_check() -> None:
     plan = compute_evictions(pods, [taint(TAINT_UNREACHABLE, 30)], at(31), 10)
     assert plan.evict == []
     assert plan.next_check == at(35)
+
+
+@pytest.mark.parametrize(
+    ("cidr", "owner"),
+    [
+        ("10.42.1.0/24", "a"),  # the same range
+        ("10.42.0.0/16", "a"),  # a wider one covering it
+        ("10.42.2.128/25", "b"),  # inside another's
+        ("10.42.3.0/24", None),  # free
+        ("not-a-cidr", None),  # left to validation
+    ],
+)
+def test_pod_cidr_conflict(cidr: str, owner: str | None) -> None:
+    assert pod_cidr_conflict(cidr, {"a": "10.42.1.0/24", "b": "10.42.2.0/24"}) == owner

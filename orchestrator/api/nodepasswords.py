@@ -1,0 +1,81 @@
+"""Node passwords: a node name belongs to the first agent that joined with it, like k3s's.
+
+The join token is shared by every node, so on its own it would let any holder mint a
+credential for *any* node name, an existing one included, and then act as that node. Each
+agent therefore keeps a random password of its own (``<data-dir>/node-password``, 0600) and
+sends it with every join. The first join under a name stores the password's SHA-256 in the
+Secret ``kube-system/<node>.node-password.dockyard``; a later join under that name must
+present the same password, or it is refused (403) with what to do. Deleting the Node
+deletes its password record (the node lifecycle controller does it), so a removed node's
+name can be reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from ..errors import ApiError
+from ..objects.kinds import by_kind
+from .registry import Registry
+
+SECRET = by_kind("v1", "Secret")
+NAMESPACE = "kube-system"
+SUFFIX = ".node-password.dockyard"
+LABEL = "dockyard.io/node-password"
+MIN_LENGTH = 16
+
+
+def secret_name(node: str) -> str:
+    return f"{node}{SUFFIX}"
+
+
+def digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def record(node: str, password: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name(node), "namespace": NAMESPACE, "labels": {LABEL: node}},
+        "type": "dockyard.io/node-password",
+        "data": {"hash": base64.b64encode(digest(password).encode()).decode()},
+    }
+
+
+def matches(secret: dict[str, Any], password: str) -> bool:
+    stored = base64.b64decode((secret.get("data") or {}).get("hash", "")).decode(errors="replace")
+    return hmac.compare_digest(stored, digest(password))
+
+
+def bind(registry: Registry, node: str, password: str) -> None:
+    """Record `password` for `node` on its first join; refuse a different one later."""
+    existing = registry.try_get(SECRET, NAMESPACE, secret_name(node))
+    if existing is None:
+        try:
+            registry.create(SECRET, NAMESPACE, record(node, password))
+            return
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            existing = registry.try_get(SECRET, NAMESPACE, secret_name(node))
+    if existing is not None and not matches(existing, password):
+        raise ApiError(
+            403, "Forbidden",
+            f"node name {node!r} is already taken by a node with another node password; use another name, or, "
+            f"if that node is gone for good, `dockyard delete node {node}` first (its password record goes with it)",
+        )
+
+
+def forget(registry: Registry, node: str) -> bool:
+    """Delete `node`'s password record; True if there was one."""
+    try:
+        registry.delete(SECRET, NAMESPACE, secret_name(node))
+        return True
+    except ApiError as e:
+        if e.code == 404:
+            return False
+        raise
