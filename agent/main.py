@@ -62,6 +62,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from orchestrator import nodecerts
 from orchestrator.client import Client
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import by_kind
@@ -426,7 +427,9 @@ class Agent:
         data_dir: Path = DEFAULT_DATA_DIR,
         probe_workers: int = 4,
         service_network: bool = True,
+        serving_cert: tuple[bytes, bytes] | None = None,
     ) -> None:
+        self.serving_cert = serving_cert  # (cert, key) PEM signed by the cluster CA for the node name
         self.service_network = service_network  # pod routes, service rules and cluster DNS
         self.kubelet_port = kubelet_port  # HTTPS logs/exec endpoint (None: default, see agent.server)
         self.metrics_port = metrics_port  # plain-HTTP /metrics endpoint
@@ -834,6 +837,7 @@ def _write_private(path: Path, data: bytes) -> None:
 class Credentials:
     ca_pem: bytes
     token: str
+    serving_cert: tuple[bytes, bytes] | None = None  # (certificate, key) PEM
 
 
 def load_credentials(data_dir: Path, server: str, name: str, ca_hash: str) -> Credentials | None:
@@ -847,7 +851,14 @@ def load_credentials(data_dir: Path, server: str, name: str, ca_hash: str) -> Cr
         return None
     if hashlib.sha256(ca).hexdigest() != ca_hash:
         return None
-    return Credentials(ca, tok)
+    try:
+        serving = ((data_dir / "serving.crt").read_bytes(), (data_dir / "serving.key").read_bytes())
+    except OSError:
+        return None  # from before serving certificates: join again for one
+    if nodecerts.needs_renewal(serving[0], name, ca):
+        log.info("the agent's serving certificate is missing, for another name or expiring; joining again")
+        return None
+    return Credentials(ca, tok, serving)
 
 
 def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials:
@@ -860,22 +871,30 @@ def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials
             f"REFUSING TO JOIN: the CA served by {server} has sha256 {got}, but the join token "
             f"expects {ca_hash}. Wrong server or token, or someone is intercepting the connection."
         )
+    csr, serving_key = nodecerts.make_csr(name)
     body = {"apiVersion": "dockyard.io/v1", "kind": "NodeCredential",
-            "spec": {"nodeName": name, "password": node_password(data_dir)}}
+            "spec": {"nodeName": name, "password": node_password(data_dir), "servingCSR": csr.decode()}}
     with Client(server, join_token, ca) as c:
         try:
             resp = c.request("POST", NODE_CREDENTIALS_PATH, body)
         except ApiError as e:
             raise JoinError(f"the master refused the join request: {e.message}") from None
-    token = ((resp or {}).get("status") or {}).get("token") if isinstance(resp, dict) else None
+    status = ((resp or {}).get("status") or {}) if isinstance(resp, dict) else {}
+    token = status.get("token")
     if not token:
         raise JoinError("the master answered the join request without a node token")
+    cert = str(status.get("servingCertificate") or "").encode()
+    if not cert or nodecerts.needs_renewal(cert, name, ca):
+        raise JoinError("the master answered the join request without a valid serving certificate for "
+                        f"{name} (is it older than this agent?)")
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     _write_private(data_dir / "ca.crt", ca)
     _write_private(data_dir / "node-token", token.encode())
+    _write_private(data_dir / "serving.key", serving_key)
+    _write_private(data_dir / "serving.crt", cert)
     _write_private(data_dir / "agent.json", json.dumps({"server": server, "node": name}).encode())
-    return Credentials(ca, token)
+    return Credentials(ca, token, (cert, serving_key))
 
 
 def node_password(data_dir: Path) -> str:
@@ -974,6 +993,7 @@ def main_agent(args: argparse.Namespace) -> int:
         kubelet_port=getattr(args, "kubelet_port", None),
         metrics_port=getattr(args, "metrics_port", None),
         data_dir=data_dir,
+        serving_cert=creds.serving_cert,
     )
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -14,8 +14,10 @@ own threads never wait on it):
   certificate (see ``orchestrator.api.proxy``); the API serving certificate carries only
   the serverAuth usage and is refused. So only the master gets in, and the master does
   the per-user authorization (node identities may not read logs or exec). The serving
-  certificate is self-signed, made at start; the master does not verify it (as a
-  Kubernetes API server without ``--kubelet-certificate-authority``).
+  certificate is the one the cluster CA signed for this node's name at join
+  (``orchestrator.nodecerts``); the master checks both, as a Kubernetes API server with
+  ``--kubelet-certificate-authority`` does. Without one (an agent driven by hand), a
+  self-signed certificate is made at start, and the master will refuse to use it.
 * **metrics port** (default 10249), plain HTTP: ``/metrics`` (``agent.metrics``) and
   ``/healthz``, without authentication, for Prometheus.
 
@@ -170,8 +172,10 @@ class AgentServer:
         metrics_port: int | None = None,
         node_name: str = "",
         node_ip: str = "",
+        serving_cert: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.serving_cert = serving_cert
         self.ca_pem = ca_pem
         self.metrics = metrics or AgentMetrics(runtime)
         self.host = host
@@ -200,7 +204,11 @@ class AgentServer:
     def start(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="dockyard-agent-tls-"))
         self._dir.chmod(0o700)
-        cert, key = self_signed_cert(self.node_name, [a for a in (self.node_ip, "127.0.0.1") if a])
+        if self.serving_cert is not None:
+            cert, key = self.serving_cert
+        else:
+            log.warning("no CA-signed serving certificate; the master will refuse to proxy logs/exec to this agent")
+            cert, key = self_signed_cert(self.node_name, [a for a in (self.node_ip, "127.0.0.1") if a])
         for fname, data in (("agent.crt", cert), ("agent.key", key), ("ca.crt", self.ca_pem)):
             path = self._dir / fname
             path.write_bytes(data)
@@ -428,6 +436,7 @@ def start_agent_server(agent: Any, stop: threading.Event) -> AgentServer:
         metrics_port=getattr(agent, "metrics_port", None),
         node_name=agent.node_name,
         node_ip=agent.node_ip,
+        serving_cert=getattr(agent, "serving_cert", None),
     )
     server.start()
     node.kubelet_port = server.kubelet_port

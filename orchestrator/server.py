@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from . import logs
+from . import logs, nodecerts
 from .api import mastermetrics, proxy
 from .api.app import ApiServer
 from .api.auth import Authenticator
@@ -97,7 +97,8 @@ class Master:
             service_allocation_hook(self.registry, cfg.service_cidr)
         )
         self.authn = Authenticator(self.pki.admin_token, self.pki.join_token, self.pki.node_secret)
-        self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token)
+        self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token,
+                             sign_serving_csr=self.sign_serving_csr)
         self.api.add_routes(proxy.routes(self.api, self.pki))
         recorder = EventRecorder(self.registry, "dockyard-controller-manager")
         self.events = recorder
@@ -122,6 +123,13 @@ class Master:
 
     def mint_node_token(self, node_name: str) -> str:
         return node_token(self.pki.node_secret, node_name)
+
+    def sign_serving_csr(self, node_name: str, csr_pem: bytes) -> bytes:
+        return nodecerts.sign_csr(self.pki.ca_cert_pem, self.pki.ca_key_pem, node_name, csr_pem)
+
+    def node_serving_cert(self, node_name: str) -> tuple[bytes, bytes]:
+        """(certificate, key) PEM for the in-process agent's logs/exec endpoint."""
+        return nodecerts.issue(self.pki.ca_cert_pem, self.pki.ca_key_pem, node_name)
 
     def write_credentials(self) -> Path:
         """Write the admin kubeconfig (data dir + the user's config path) and the join token."""
@@ -255,6 +263,7 @@ def main_up(args: Any) -> int:
                     kubelet_port=getattr(args, "kubelet_port", None),
                     metrics_port=getattr(args, "metrics_port", None),
                     data_dir=cfg.data_dir / "agent",
+                    serving_cert=master.node_serving_cert(node_name),
                 )
                 agent.run(stop)
             except Exception:

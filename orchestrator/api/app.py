@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import __version__, errors
 from ..errors import ApiError
+from ..nodecerts import NodeCertError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
 from . import auth, discovery, nodepasswords, openapi, tables
@@ -133,11 +134,13 @@ class ApiServer:
         ca_pem: bytes,
         mint_node_token: Callable[[str], str],
         extra_routes: list[BaseRoute] | None = None,
+        sign_serving_csr: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.registry = registry
         self.authn = authenticator
         self.ca_pem = ca_pem
         self.mint_node_token = mint_node_token
+        self.sign_serving_csr = sign_serving_csr  # (node name, CSR PEM) -> certificate PEM
         self.request_hooks: list[Callable[[str, str, int, float], None]] = []
         routes = [
             Route("/version", self.version),
@@ -529,10 +532,23 @@ class ApiServer:
         except (ValueError, PKIError) as e:
             raise errors.invalid("NodeCredential", name, [{"field": "spec.nodeName", "reason": "FieldValueInvalid",
                                                             "message": str(e)}], DOCKYARD_GROUP) from None
+        csr = (body.get("spec") or {}).get("servingCSR")
+        if csr is not None and (not isinstance(csr, str) or self.sign_serving_csr is None):
+            raise errors.invalid("NodeCredential", name, [{
+                "field": "spec.servingCSR", "reason": "FieldValueInvalid",
+                "message": "must be a PEM certificate signing request" if self.sign_serving_csr
+                else "this master does not sign serving certificates"}], DOCKYARD_GROUP)
         nodepasswords.bind(self.registry, name, password)
+        status: dict[str, Any] = {"token": token}
+        if csr is not None and self.sign_serving_csr is not None:
+            try:
+                status["servingCertificate"] = self.sign_serving_csr(name, csr.encode()).decode()
+            except NodeCertError as e:
+                raise errors.invalid("NodeCredential", name, [{"field": "spec.servingCSR", "reason": "FieldValueInvalid",
+                                                                "message": str(e)}], DOCKYARD_GROUP) from None
         log.info("issued node credential", extra={"node": name})
         return ok({"apiVersion": f"{DOCKYARD_GROUP}/v1", "kind": "NodeCredential", "spec": {"nodeName": name},
-                   "status": {"token": token}}, 201)
+                   "status": status}, 201)
 
 
 def pod_references(pod: dict[str, Any], resource: str) -> set[str]:

@@ -25,9 +25,12 @@ with a client certificate the master issues itself at start from the cluster CA
 (`issue_proxy_client_cert`, written to ``pki/proxy-client.{crt,key}``): EKU clientAuth,
 CN ``dockyard-master-proxy``, O ``system:masters``. Agents require a client certificate
 signed by the cluster CA and valid for client authentication; no other such certificate is
-ever issued, so that is how an agent knows the caller is the master. The agent's serving
-certificate is self-signed and not verified (the equivalent of an API server without
-``--kubelet-certificate-authority``).
+ever issued, so that is how an agent knows the caller is the master. The master in turn
+verifies the agent's serving certificate against the cluster CA with the *node name* as the
+TLS server name (``orchestrator.nodecerts``; the equivalent of an API server's
+``--kubelet-certificate-authority``): the address comes from node-written status, the name
+from the pod's binding, so a node that publishes another host's address gets a failed
+handshake, not the master's requests.
 """
 
 from __future__ import annotations
@@ -124,10 +127,14 @@ def write_proxy_client_cert(pki_dir: Path, ca_cert_pem: bytes, ca_key_pem: bytes
     return paths
 
 
-def agent_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
+def agent_ssl_context(cert_path: Path, key_path: Path, ca_pem: bytes) -> ssl.SSLContext:
+    """The master's TLS client side towards agents: its client certificate, and agents'
+    serving certificates verified against the cluster CA for the expected node name (pass
+    it as the server name)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca_pem.decode())
     ctx.load_cert_chain(str(cert_path), str(key_path))
     return ctx
 
@@ -217,7 +224,7 @@ class AgentProxy:
     def __init__(self, api: ApiServer, cert_path: Path, key_path: Path) -> None:
         self.api = api
         self.registry = api.registry
-        self.ssl = agent_ssl_context(cert_path, key_path)
+        self.ssl = agent_ssl_context(cert_path, key_path, api.ca_pem)
         self._http: httpx.AsyncClient | None = None
         self._plain: httpx.AsyncClient | None = None
 
@@ -247,8 +254,8 @@ class AgentProxy:
             raise errors.forbidden(user.name, verb, what, name or "")
         return user
 
-    def _target(self, namespace: str, name: str, container: str | None) -> tuple[dict[str, Any], str, str]:
-        """(pod, container, agent base URL) or ApiError."""
+    def _target(self, namespace: str, name: str, container: str | None) -> tuple[dict[str, Any], str, str, str]:
+        """(pod, container, agent host:port, node name) or ApiError."""
         pod = self.registry.try_get(POD, namespace, name)
         if pod is None:
             raise errors.not_found("pods", name)
@@ -265,7 +272,7 @@ class AgentProxy:
                            f"node {node_name} publishes no agent endpoint (is its agent up to date?)")
         if ":" in host:
             host = f"[{host}]"
-        return pod, chosen, f"{host}:{port}"
+        return pod, chosen, f"{host}:{port}", str(node_name)
 
     # -- logs ---------------------------------------------------------------------------------
 
@@ -279,7 +286,7 @@ class AgentProxy:
         ns, name = request.path_params["namespace"], request.path_params["name"]
         q = request.query_params
         self._authorize(request.headers.get("authorization"), "get", "pods", ns, name, "log")
-        pod, container, where = self._target(ns, name, q.get("container"))
+        pod, container, where, node_name = self._target(ns, name, q.get("container"))
         params: dict[str, str] = {"podUID": str(pod["metadata"].get("uid", ""))}
         for key in ("follow", "previous", "timestamps"):
             if execproto.truthy(q.get(key)):
@@ -291,7 +298,8 @@ class AgentProxy:
                 raise errors.bad_request(f"invalid tailLines {q['tailLines']!r}") from None
         url = f"https://{where}/containerLogs/{quote(ns)}/{quote(name)}/{quote(container)}"
         try:
-            upstream = await self.http.send(self.http.build_request("GET", url, params=params), stream=True)
+            req = self.http.build_request("GET", url, params=params, extensions={"sni_hostname": node_name})
+            upstream = await self.http.send(req, stream=True)
         except httpx.HTTPError as e:
             raise ApiError(502, "ServiceUnavailable", f"cannot reach the agent of pod {name} at {where}: {e}") from None
         if upstream.status_code >= 400:
@@ -336,7 +344,7 @@ class AgentProxy:
             command = q.getlist("command")
             if not command:
                 raise errors.bad_request("you must specify at least 1 command")
-            pod, container, where = self._target(ns, name, q.get("container"))
+            pod, container, where, node_name = self._target(ns, name, q.get("container"))
         except ApiError as e:
             await _deny(ws, e)
             return
@@ -347,7 +355,8 @@ class AgentProxy:
                 params.append((key, "true"))
         url = f"wss://{where}/exec/{quote(ns)}/{quote(name)}/{quote(container)}?{urlencode(params)}"
         try:
-            upstream = await connect(url, ssl=self.ssl, subprotocols=[proto],  # type: ignore[list-item]
+            upstream = await connect(url, ssl=self.ssl, server_hostname=node_name,
+                                     subprotocols=[proto],  # type: ignore[list-item]
                                      open_timeout=10, max_size=None, compression=None, ping_interval=None)
         except InvalidStatus as e:
             await _deny(ws, _error_from(e.response.body or b"", e.response.status_code))

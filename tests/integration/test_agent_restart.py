@@ -84,6 +84,12 @@ def test_agent_joins_with_the_token_and_has_its_own_identity(split: tuple[Cluste
         node_client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
                             "spec": {"containers": [{"name": "c", "image": "i:1"}]}}, "default")
     assert getattr(e.value, "code", None) == 403
+    # the CA signed its serving certificate for its node name at join; the master checks it
+    from orchestrator import nodecerts
+
+    assert (agent.data_dir / "serving.key").stat().st_mode & 0o077 == 0
+    assert not nodecerts.needs_renewal((agent.data_dir / "serving.crt").read_bytes(), c.node_name, ca)
+    assert len((agent.data_dir / "node-password").read_text().strip()) >= 32
 
 
 def test_agent_kill9_readopts_without_duplicates(split: tuple[Cluster, Agent]) -> None:
@@ -96,6 +102,12 @@ def test_agent_kill9_readopts_without_duplicates(split: tuple[Cluster, Agent]) -
         return d.get("status", {}).get("readyReplicas", 0) == 3
 
     wait_for(ready, 90, what="3 ready pods")
+    # logs and exec reach this agent through the master, over the verified certificate
+    pod = c.client.list(POD, "default")["items"][0]["metadata"]["name"]
+    r = c.cli("exec", pod, "--", "echo", "through-the-proxy")
+    assert r.returncode == 0 and "through-the-proxy" in r.stdout, r.stderr
+    r = c.cli("logs", pod)
+    assert r.returncode == 0, r.stderr
     before = sorted(c.containers())
     assert len(before) == 6  # 3 sandboxes + 3 app containers
     statuses = {p["metadata"]["name"]: [s["restartCount"] for s in p["status"]["containerStatuses"]]

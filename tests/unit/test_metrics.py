@@ -26,7 +26,7 @@ from agent.metrics import (
 from agent.node import node_status
 from agent.pods import SANDBOX_NAME, ObservedContainer
 from agent.server import AgentServer
-from orchestrator import execproto
+from orchestrator import execproto, nodecerts
 from orchestrator.api import proxy
 from orchestrator.errors import ApiError
 from orchestrator.pki import load_or_create_pki
@@ -207,7 +207,8 @@ def test_agent_https_requires_the_masters_client_cert(tmp_path: Path) -> None:
     pki = load_or_create_pki(tmp_path, [], discover=False)
     rt = FakeRuntime([], {})
     server = AgentServer(rt, pki.ca_cert_pem, make_metrics([1000.0], rt),  # type: ignore[arg-type]
-                         host="127.0.0.1", kubelet_port=0, metrics_port=0, node_name="n1", node_ip="127.0.0.1")
+                         host="127.0.0.1", kubelet_port=0, metrics_port=0, node_name="n1", node_ip="127.0.0.1",
+                         serving_cert=nodecerts.issue(pki.ca_cert_pem, pki.ca_key_pem, "n1"))
     server.start()
     try:
         # /metrics: plain HTTP, no authentication
@@ -234,9 +235,30 @@ def test_agent_https_requires_the_masters_client_cert(tmp_path: Path) -> None:
         oc_, ok_ = proxy.write_proxy_client_cert(other.pki_dir, other.ca_cert_pem, other.ca_key_pem)
         with pytest.raises(httpx.HTTPError):
             httpx.get(url, verify=ctx(oc_, ok_), timeout=5)
-        # the master's proxy client certificate: accepted
+        # the master's proxy client certificate: accepted, when the agent's certificate is
+        # the CA's for the node the master means
         cert, key = proxy.write_proxy_client_cert(pki.pki_dir, pki.ca_cert_pem, pki.ca_key_pem)
-        r = httpx.get(url, verify=proxy.agent_ssl_context(cert, key), timeout=5)
-        assert r.status_code == 200 and r.text == "ok"
+        master = proxy.agent_ssl_context(cert, key, pki.ca_cert_pem)
+        with httpx.Client(verify=master, timeout=5) as c:
+            r = c.get(url, extensions={"sni_hostname": "n1"})
+            assert r.status_code == 200 and r.text == "ok"
+        # ... and refused for another node's name: the address was someone else's
+        with httpx.Client(verify=master, timeout=5) as c, pytest.raises(httpx.ConnectError, match="certificate"):
+            c.get(url, extensions={"sni_hostname": "n2"})
+    finally:
+        server.stop()
+
+
+def test_master_refuses_an_agent_without_a_ca_signed_certificate(tmp_path: Path) -> None:
+    pki = load_or_create_pki(tmp_path, [], discover=False)
+    rt = FakeRuntime([], {})
+    server = AgentServer(rt, pki.ca_cert_pem, make_metrics([1000.0], rt),  # type: ignore[arg-type]
+                         host="127.0.0.1", kubelet_port=0, metrics_port=0, node_name="n1", node_ip="127.0.0.1")
+    server.start()  # self-signed
+    try:
+        cert, key = proxy.write_proxy_client_cert(pki.pki_dir, pki.ca_cert_pem, pki.ca_key_pem)
+        master = proxy.agent_ssl_context(cert, key, pki.ca_cert_pem)
+        with httpx.Client(verify=master, timeout=5) as c, pytest.raises(httpx.ConnectError, match="certificate"):
+            c.get(f"https://127.0.0.1:{server.kubelet_port}/healthz", extensions={"sni_hostname": "n1"})
     finally:
         server.stop()
