@@ -7,7 +7,9 @@ sends it with every join. The first join under a name stores the password's SHA-
 Secret ``kube-system/<node>.node-password.dockyard``; a later join under that name must
 present the same password, or it is refused (403) with what to do. Deleting the Node
 deletes its password record (the node lifecycle controller does it), so a removed node's
-name can be reused.
+name can be reused; records of names with no Node for `ORPHAN_AFTER` (an agent that joined
+but never registered, or a Node deleted while the master was down) are swept too
+(`orphaned`), since a joining agent registers its Node within seconds.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ApiError
 from ..objects.kinds import by_kind
-from .registry import Registry
+from .registry import Registry, parse_time
 
 SECRET = by_kind("v1", "Secret")
 NAMESPACE = "kube-system"
 SUFFIX = ".node-password.dockyard"
 LABEL = "dockyard.io/node-password"
 MIN_LENGTH = 16
+ORPHAN_AFTER = timedelta(minutes=10)
 
 
 def secret_name(node: str) -> str:
@@ -66,7 +71,9 @@ def bind(registry: Registry, node: str, password: str) -> None:
         raise ApiError(
             403, "Forbidden",
             f"node name {node!r} is already taken by a node with another node password; use another name, or, "
-            f"if that node is gone for good, `dockyard delete node {node}` first (its password record goes with it)",
+            f"if that node is gone for good, `dockyard delete node {node}` first (its password record goes with "
+            f"it; a record without a Node is removed {int(ORPHAN_AFTER.total_seconds() // 60)} minutes after the "
+            "join)",
         )
 
 
@@ -79,3 +86,19 @@ def forget(registry: Registry, node: str) -> bool:
         if e.code == 404:
             return False
         raise
+
+
+def orphaned(records: Iterable[dict[str, Any]], nodes: set[str], now: datetime,
+             after: timedelta = ORPHAN_AFTER) -> list[str]:
+    """Node names whose password record is older than `after` while no such Node exists."""
+    out = []
+    for rec in records:
+        meta = rec.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        if not name.endswith(SUFFIX) or not (meta.get("labels") or {}).get(LABEL):
+            continue
+        node = name[: -len(SUFFIX)]
+        created = meta.get("creationTimestamp")
+        if node not in nodes and created and now - parse_time(created) > after:
+            out.append(node)
+    return sorted(out)

@@ -258,11 +258,20 @@ class NodeLifecycleController(Controller):
         self.grace = timedelta(seconds=grace_seconds)
         self.eviction_timeout = eviction_timeout
         self._heartbeats: dict[str, Heartbeat] = {}  # node name -> last heartbeat seen (master clock)
+        self._next_sweep: datetime | None = None  # of orphaned node password records
 
     def all_keys(self) -> Iterable[str]:
         names = [n["metadata"]["name"] for n in self.registry.items(NODE)]
         for gone in set(self._heartbeats) - set(names):
             self._heartbeats.pop(gone, None)
+        now = self.registry.clock()
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._next_sweep = now + timedelta(seconds=60)
+            records = self.registry.items(nodepasswords.SECRET, nodepasswords.NAMESPACE)
+            for node in nodepasswords.orphaned(records, set(names), now):
+                if nodepasswords.forget(self.registry, node):
+                    log.info("node password record of %s removed: no such Node for %s", node,
+                             nodepasswords.ORPHAN_AFTER)
         return names
 
     def sync(self, key: str) -> None:

@@ -235,3 +235,21 @@ def test_a_node_cannot_claim_another_nodes_pod_range(tmp_path: Path) -> None:
     assert reg.try_get(NodeLifecycleController.watches[0], None, "n2") is None
     claim["spec"]["podCIDR"] = "10.42.7.0/24"
     assert api.post("/api/v1/nodes", json=claim, headers=h(node_token(SECRET, "n2"))).status_code == 201
+
+
+def test_password_records_without_a_node_are_swept(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    reg = Registry(SQLiteStore(str(tmp_path / "s.db")), clock=lambda: now[0])
+    reg.ensure_namespaces()
+    nodepasswords.bind(reg, "ghost", "g" * 32)  # joined, never registered
+    nodepasswords.bind(reg, "n1", "a" * 32)
+    reg.create(NodeLifecycleController.watches[0], None, node_obj("n1"))
+    controller = NodeLifecycleController(reg, EventRecorder(reg, "test"))
+    assert sorted(controller.all_keys()) == ["n1"]
+    assert reg.try_get(nodepasswords.SECRET, "kube-system", "ghost.node-password.dockyard") is not None
+    now[0] += timedelta(minutes=11)
+    controller.all_keys()
+    assert reg.try_get(nodepasswords.SECRET, "kube-system", "ghost.node-password.dockyard") is None
+    assert reg.try_get(nodepasswords.SECRET, "kube-system", "n1.node-password.dockyard") is not None

@@ -158,3 +158,17 @@ def test_force_deleted_pods_are_skipped_and_earliest_next_check() -> None:
 )
 def test_pod_cidr_conflict(cidr: str, owner: str | None) -> None:
     assert pod_cidr_conflict(cidr, {"a": "10.42.1.0/24", "b": "10.42.2.0/24"}) == owner
+
+
+def test_orphaned_node_password_records() -> None:
+    from orchestrator.api import nodepasswords as npw
+
+    def rec(node: str, age_min: float, labelled: bool = True) -> dict[str, Any]:
+        r = npw.record(node, "p" * 32)
+        r["metadata"]["creationTimestamp"] = rfc3339(at(-age_min * 60))
+        if not labelled:
+            r["metadata"]["labels"] = {}
+        return r
+
+    records = [rec("live", 60), rec("gone", 60), rec("joining", 1), rec("user-made", 60, labelled=False)]
+    assert npw.orphaned(records, {"live"}, at(0)) == ["gone"]
