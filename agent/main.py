@@ -334,6 +334,8 @@ class PodExecutor:
                     raise RuntimeFailure(e.message, e.reason) from None
                 created = self.runtime.create_container(pod, spec, sandbox_id, a.restart_count, options)
             self.runtime.start(created)
+            if not a.init:
+                self.post_start(pod, spec, created)
         except RuntimeFailure as e:
             if e.reason == "RunContainerError":
                 # The container exists, exited with the error; restart rules take it from here.
@@ -356,17 +358,44 @@ class PodExecutor:
         if not hook or grace <= 0:
             return grace
         started = time.monotonic()
-        if isinstance(hook.get("sleep"), dict):
-            time.sleep(min(float(hook["sleep"].get("seconds", 0)), grace))
-        else:
-            ports = {str(p["name"]): int(p["containerPort"]) for p in (spec or {}).get("ports") or [] if p.get("name")}
-            target = Target(pod_uid(pod or {}), container_id, name, pod_ip, ports)
-            ok, message = self.hooks.run(hook, target, float(grace))
-            if not ok:
-                meta = (pod or {}).get("metadata", {})
-                log.warning("pod %s/%s: preStop hook of %s failed: %s",
-                            meta.get("namespace"), meta.get("name"), name, message)
+        ok, message = self._run_handler(pod or {}, spec or {}, hook, container_id, pod_ip, float(grace))
+        if not ok:
+            meta = (pod or {}).get("metadata", {})
+            log.warning("pod %s/%s: preStop hook of %s failed: %s", meta.get("namespace"), meta.get("name"), name, message)
         return max(grace - int(time.monotonic() - started), 2)
+
+    def _run_handler(self, pod: dict[str, Any], spec: dict[str, Any], hook: dict[str, Any], container_id: str,
+                     pod_ip: str, timeout: float) -> tuple[bool, str]:
+        """Run a lifecycle handler (exec, httpGet, tcpSocket or sleep) against one container."""
+        if isinstance(hook.get("sleep"), dict):
+            time.sleep(min(float(hook["sleep"].get("seconds", 0)), timeout))
+            return True, ""
+        ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")}
+        target = Target(pod_uid(pod), container_id, str(spec.get("name", "")), pod_ip, ports)
+        return self.hooks.run(hook, target, timeout)
+
+    def post_start(self, pod: dict[str, Any], spec: dict[str, Any], container_id: str) -> None:
+        """Run the container's `lifecycle.postStart` handler right after its start, like kubelet:
+        the pod's sync waits for it, and a failed handler gets the container killed (with the
+        pod's grace), after which its restart policy applies. The terminated state then says
+        why (``PostStartHookError: …``)."""
+        hook = (spec.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return
+        uid = pod_uid(pod)
+        sb = self.runtime.observe_pod(uid).sandbox()
+        pod_ip = sb.ip if sb is not None and sb.running else ""
+        grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
+        ok, message = self._run_handler(pod, spec, hook, container_id, pod_ip, float(max(grace, 30)))
+        if ok:
+            return
+        meta = pod.get("metadata", {})
+        note = f"PostStartHookError: {message}"
+        log.warning("pod %s/%s: postStart hook of %s failed (%s); killing the container",
+                    meta.get("namespace"), meta.get("name"), spec.get("name"), message)
+        with self._lock:
+            self._notes.setdefault(uid, {})[container_id] = note
+        self.runtime.stop(container_id, grace)
 
     def kill_pod(self, observed: ObservedPod, grace: int, pod: dict[str, Any] | None = None) -> None:
         """Stop app containers (in parallel: preStop hook, then `grace`), then sandboxes; remove all.

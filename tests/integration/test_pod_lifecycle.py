@@ -447,3 +447,23 @@ def test_pre_stop_hook_runs_before_the_container_stops(ex: PodExecutor, tmp_path
     converge(ex, pod, running)
     delete(ex, pod)
     assert (shared / "order").read_text().split() == ["prestop", "term"]  # hook first, then SIGTERM
+
+
+def test_post_start_hook_runs_and_a_failing_one_restarts_the_container(ex: PodExecutor, tmp_path: Path) -> None:
+    shared = tmp_path / "poststart"
+    shared.mkdir()
+    mount = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
+    volumes = [{"name": "shared", "hostPath": {"path": str(shared), "type": "Directory"}}]
+    good = box("app", "exec sleep 3600", **mount,
+               lifecycle={"postStart": {"exec": {"command": ["sh", "-c", "hostname > /shared/started"]}}})
+    pod = make_pod("poststart", [good], terminationGracePeriodSeconds=1, volumes=volumes)
+    converge(ex, pod, running)
+    assert (shared / "started").read_text().strip() == "poststart"  # done by the time the pod runs
+    delete(ex, pod)
+
+    bad = box("bad", "exec sleep 3600", lifecycle={"postStart": {"exec": {"command": ["sh", "-c", "exit 7"]}}})
+    pod = make_pod("poststart-bad", [bad], terminationGracePeriodSeconds=1)
+    result = converge(ex, pod, lambda r: cstatus(r, "bad")["restartCount"] >= 1, timeout=40)
+    last = cstatus(result, "bad")["lastState"]["terminated"]
+    assert "PostStartHookError" in last.get("message", ""), last
+    delete(ex, pod)
