@@ -232,7 +232,7 @@ class PodExecutor:
             try:
                 if isinstance(a, CreateSandbox):
                     log.info("pod %s: creating sandbox (attempt %d)", where, a.attempt)
-                    sandbox_id = self.runtime.create_sandbox(pod, a.attempt, self.subnet())
+                    sandbox_id = self.runtime.create_sandbox(pod, a.attempt, self.subnet(), self.node_ip)
                     # start and attach it while the next container is created (Docker lets
                     # a container join a sandbox that is not running yet)
                     starting = _SANDBOX_STARTS.submit(self.runtime.start_sandbox, sandbox_id)

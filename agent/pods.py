@@ -36,7 +36,7 @@ Rules, in order:
   exited container.
 
 Not handled yet: sidecar init containers (``restartPolicy: Always`` on an init container),
-ephemeral containers, ``hostNetwork`` pods.
+ephemeral containers.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ namespace (its hostname is the pod name). Docker creates it with ``network_mode=
 ``agent.podnet`` then plugs it into the bridge of the ``dockyard-pods`` Docker network with
 a veth and the pod IP, which is chosen beforehand and kept in the sandbox's
 ``dockyard.io/pod-ip`` label. App containers join it with
-``network_mode=container:<sandbox id>`` and so share IP, ports and localhost. At startup
+``network_mode=container:<sandbox id>`` and so share IP, ports and localhost. A
+``hostNetwork`` pod's sandbox uses the host's network instead (no address of its own: the
+pod IP is the node's, labelled the same way). At startup
 (``check_sandboxes``) a running sandbox whose veth is missing (an agent killed between
 start and attach) is stopped, so the pod gets a new one. Container names are
 ``dy_<namespace>_<pod>_<container>_<uid[:8]>_<restart count>`` (``POD`` for the sandbox).
@@ -65,6 +67,7 @@ L_HASH = "dockyard.io/container-hash"
 L_RESTARTS = "dockyard.io/restart-count"
 L_NODE = "dockyard.io/node"
 L_POD_IP = "dockyard.io/pod-ip"  # sandboxes: the address agent.podnet gave the pod
+L_HOST_NETWORK = "dockyard.io/host-network"  # sandboxes of hostNetwork pods (pod IP = node IP)
 
 SECURITY_OPT = ["no-new-privileges"]
 POOL_SIZE = 32
@@ -509,6 +512,8 @@ class DockerRuntime:
         """
         spec = pod.get("spec", {})
         policy = spec.get("dnsPolicy") or "ClusterFirst"
+        if policy == "ClusterFirst" and spec.get("hostNetwork"):
+            policy = "Default"  # as in Kubernetes: host-network pods opt in with ClusterFirstWithHostNet
         config = spec.get("dnsConfig") or {}
         servers: list[str] = []
         search: list[str] = []
@@ -554,7 +559,7 @@ class DockerRuntime:
         out = []
         for s in summaries:
             labels = s.get("Labels") or {}
-            if labels.get(L_CONTAINER) != SANDBOX_NAME:
+            if labels.get(L_CONTAINER) != SANDBOX_NAME or labels.get(L_HOST_NETWORK):
                 continue
             nets = (s.get("NetworkSettings") or {}).get("Networks") or {}
             ip = labels.get(L_POD_IP) or (nets.get(self.network) or {}).get("IPAddress") or ""
@@ -650,13 +655,28 @@ class DockerRuntime:
         self.api.remove_container(attrs["Id"], force=True, v=True)
         return True
 
-    def create_sandbox(self, pod: dict[str, Any], attempt: int, subnet: str | None = None) -> str:
+    def create_sandbox(self, pod: dict[str, Any], attempt: int, subnet: str | None = None, host_ip: str = "") -> str:
         """Create (not start) the pod's pause container with its pod IP chosen; returns its id.
 
         App containers can already be created against it; `start_sandbox` starts and
-        attaches it."""
+        attaches it. A `hostNetwork` pod's sandbox shares the host's network (and name); its
+        pod IP is the node's, `host_ip`."""
         meta = pod.get("metadata", {})
         spec = pod.get("spec", {})
+        aliases = [f"{h}:{alias.get('ip')}" for alias in spec.get("hostAliases") or []
+                   for h in alias.get("hostnames") or []]
+        if spec.get("hostNetwork"):
+            if not self.image_exists(self.pause_image):
+                raise ImageError(f"pause image {self.pause_image} is missing", "CreateContainerError")
+            labels = {**self.labels(pod, SANDBOX_NAME, "", attempt), L_HOST_NETWORK: "true"}
+            if host_ip:
+                labels[L_POD_IP] = host_ip
+            kwargs: dict[str, Any] = {
+                "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
+                "labels": labels, "network_mode": "host", "extra_hosts": aliases,
+                "security_opt": list(SECURITY_OPT), "detach": True, **self.dns_kwargs(pod),
+            }
+            return self._create(self.pause_image, kwargs, meta["uid"])
         self.ensure_network(subnet)
         if not self.image_exists(self.pause_image):
             raise ImageError(
@@ -679,9 +699,7 @@ class DockerRuntime:
             "hostname": hostname,
             "network_mode": "none",
             # /etc/hosts, shared by the pod's containers: the pod's own name, then hostAliases
-            "extra_hosts": [f"{hostname}:{ip}"] + [
-                f"{h}:{alias.get('ip')}" for alias in spec.get("hostAliases") or [] for h in alias.get("hostnames") or []
-            ],
+            "extra_hosts": [f"{hostname}:{ip}", *aliases],
             "security_opt": list(SECURITY_OPT),
             "detach": True,
             **self.dns_kwargs(pod),
@@ -705,6 +723,10 @@ class DockerRuntime:
             pid = int((attrs.get("State") or {}).get("Pid") or 0)
             if pid <= 0 or not obs.running:
                 raise RuntimeFailure(f"sandbox {sandbox_id[:12]} exited right after its start", "CreateContainerError")
+            if (attrs.get("HostConfig") or {}).get("NetworkMode") == "host":
+                with self._lock:
+                    self._cache[sandbox_id] = (obs.state, obs)
+                return
             bridge = self._bridge
             if bridge is None or not obs.ip:
                 raise RuntimeFailure(f"sandbox {sandbox_id[:12]} has no pod network or address", "CreateContainerError")
@@ -729,7 +751,8 @@ class DockerRuntime:
         with _translate("listing containers", RuntimeUnavailable):
             summaries = self.api.containers(filters=self._filters())
         ours = [str(s["Id"]) for s in summaries
-                if (s.get("Labels") or {}).get(L_CONTAINER) == SANDBOX_NAME and (s.get("Labels") or {}).get(L_POD_IP)]
+                if (s.get("Labels") or {}).get(L_CONTAINER) == SANDBOX_NAME and (s.get("Labels") or {}).get(L_POD_IP)
+                and not (s.get("Labels") or {}).get(L_HOST_NETWORK)]
         if not ours:
             return []
         links = podnet.attached_links()

@@ -7,8 +7,10 @@ network and under a unique node label, so cleanup removes exactly what the tests
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,7 @@ from agent.main import PodExecutor, SyncResult
 from agent.podnet import host_ifname
 from agent.pods import SANDBOX_NAME
 from agent.runtime import L_NODE, L_POD_IP, PAUSE_IMAGE, DockerRuntime
+from tests.support.cluster import free_port
 from tests.support.executor import box, converge, node_runtime
 
 pytestmark = pytest.mark.docker
@@ -162,6 +165,29 @@ def test_sandbox_network_attachment(runtime: DockerRuntime) -> None:
         delete(ex, p)
     held = runtime.ipam.held()
     assert not {*ips, again.status["podIP"]} & set(held)
+
+
+def test_host_network_pod(runtime: DockerRuntime) -> None:
+    """hostNetwork: the pod runs in the host's network namespace, with the node's name and
+    IP; no veth, no pod address, and the sandbox check leaves it alone."""
+    ex = PodExecutor(runtime, Backoff(0.2, 1.0), node_ip="127.0.0.1")
+    port = free_port()
+    web = box("web", f"mkdir -p /www && echo host-net > /www/index.html && exec httpd -f -p 127.0.0.1:{port} -h /www")
+    pod = make_pod("hostnet", [web], hostNetwork=True)
+    result = converge(ex, pod, all_ready)
+    assert result.status["podIP"] == "127.0.0.1"
+    sb = result.observed.sandbox() if result.observed else None
+    assert sb is not None
+    assert runtime.api.inspect_container(sb.id)["HostConfig"]["NetworkMode"] == "host"
+    assert sb.ip not in runtime.ipam.held()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:  # the host's own loopback
+        assert r.read().decode().strip() == "host-net"
+    app = result.observed.latest("web") if result.observed else None
+    assert app is not None
+    code, out = runtime.exec_probe(app.id, ["hostname"], 10)
+    assert code == 0 and out.decode().strip() == socket.gethostname()
+    assert runtime.check_sandboxes() == []
+    delete(ex, pod)
 
 
 def test_crashing_container_restarts_with_backoff(runtime: DockerRuntime) -> None:

@@ -86,3 +86,26 @@ def test_server_answers_over_udp_on_loopback() -> None:
         assert query("127.0.0.1", "example.org", port=port).header.rcode == RCODE.SERVFAIL  # no upstream
     finally:
         dns.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, {"dns": ["10.42.0.1"], "dns_search": ["team.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+              "dns_opt": ["ndots:5"]}),
+        ({"hostNetwork": True}, {}),  # ClusterFirst on the host network means the node's resolver
+        ({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"},
+         {"dns": ["10.42.0.1"], "dns_search": ["team.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+          "dns_opt": ["ndots:5"]}),
+        ({"dnsPolicy": "Default", "dnsConfig": {"nameservers": ["192.0.2.53"], "options": [{"name": "edns0"}]}},
+         {"dns": ["192.0.2.53"], "dns_opt": ["edns0"]}),
+    ],
+)
+def test_sandbox_resolver_settings(spec: dict, expected: dict) -> None:
+    from types import SimpleNamespace
+
+    from agent.runtime import DockerRuntime
+
+    rt = DockerRuntime(client=SimpleNamespace(api=None))  # type: ignore[arg-type]
+    rt.dns_servers = ["10.42.0.1"]
+    assert rt.dns_kwargs({"metadata": {"namespace": "team"}, "spec": spec}) == expected
