@@ -257,8 +257,7 @@ class PodExecutor:
                     log.info("pod %s: stopping %s (%s, grace %ss)", where, a.name, a.reason, a.grace)
                     if a.reason in ("LivenessProbeFailed", "StartupProbeFailed"):
                         self._record_probe_kill(pod, a)
-                    pod_ip = sb.ip if sb is not None and sb.running else ""
-                    self.runtime.stop(a.id, self.pre_stop(pod, a.name, a.id, pod_ip, a.grace))
+                    self.runtime.stop(a.id, self.pre_stop(pod, a.name, a.id, observed.pod_ip, a.grace))
                 elif isinstance(a, RemoveContainer):
                     self.runtime.remove(a.id)
                 elif isinstance(a, KillPod):
@@ -383,8 +382,7 @@ class PodExecutor:
         if not hook:
             return
         uid = pod_uid(pod)
-        sb = self.runtime.observe_pod(uid).sandbox()
-        pod_ip = sb.ip if sb is not None and sb.running else ""
+        pod_ip = self.runtime.observe_pod(uid).pod_ip
         grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
         ok, message = self._run_handler(pod, spec, hook, container_id, pod_ip, float(max(grace, 30)))
         if ok:
@@ -404,8 +402,7 @@ class PodExecutor:
         their preStop hooks.
         """
         running = [c for c in observed.containers if c.running]
-        sb = observed.sandbox()
-        pod_ip = sb.ip if sb is not None and sb.running and sb.ip else ""
+        pod_ip = observed.pod_ip
 
         def stop(c: ObservedContainer) -> None:
             self.runtime.stop(c.id, self.pre_stop(pod, c.name, c.id, pod_ip, grace))

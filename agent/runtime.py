@@ -553,6 +553,11 @@ class DockerRuntime:
             labels.append(f"{L_UID}={uid}")
         return {"label": labels}
 
+    @staticmethod
+    def _linked_here(labels: dict[str, str]) -> bool:
+        """A sandbox whose network link agent.podnet made (not host network, not Docker's)."""
+        return labels.get(L_CONTAINER) == SANDBOX_NAME and bool(labels.get(L_POD_IP)) and not labels.get(L_HOST_NETWORK)
+
     def _addresses(self, summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:
         """(sandbox id, pod IP) from `docker ps` summaries: our label, or the address Docker
         gave a sandbox it attached itself."""
@@ -663,26 +668,29 @@ class DockerRuntime:
         pod IP is the node's, `host_ip`."""
         meta = pod.get("metadata", {})
         spec = pod.get("spec", {})
-        aliases = [f"{h}:{alias.get('ip')}" for alias in spec.get("hostAliases") or []
-                   for h in alias.get("hostnames") or []]
-        if spec.get("hostNetwork"):
-            if not self.image_exists(self.pause_image):
-                raise ImageError(f"pause image {self.pause_image} is missing", "CreateContainerError")
-            labels = {**self.labels(pod, SANDBOX_NAME, "", attempt), L_HOST_NETWORK: "true"}
-            if host_ip:
-                labels[L_POD_IP] = host_ip
-            kwargs: dict[str, Any] = {
-                "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
-                "labels": labels, "network_mode": "host", "extra_hosts": aliases,
-                "security_opt": list(SECURITY_OPT), "detach": True, **self.dns_kwargs(pod),
-            }
-            return self._create(self.pause_image, kwargs, meta["uid"])
-        self.ensure_network(subnet)
+        host_network = bool(spec.get("hostNetwork"))
+        if not host_network:
+            self.ensure_network(subnet)
         if not self.image_exists(self.pause_image):
             raise ImageError(
                 f"pause image {self.pause_image} is missing (it is built when the agent starts)",
                 "CreateContainerError",
             )
+        # /etc/hosts, shared by the pod's containers: the pod's own name (own network), then hostAliases
+        aliases = [f"{h}:{alias.get('ip')}" for alias in spec.get("hostAliases") or []
+                   for h in alias.get("hostnames") or []]
+        kwargs: dict[str, Any] = {
+            "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
+            "labels": self.labels(pod, SANDBOX_NAME, "", attempt),
+            "extra_hosts": aliases,
+            "security_opt": list(SECURITY_OPT),
+            "detach": True,
+            **self.dns_kwargs(pod),
+        }
+        if host_network:
+            kwargs["labels"] |= {L_HOST_NETWORK: "true", **({L_POD_IP: host_ip} if host_ip else {})}
+            kwargs["network_mode"] = "host"
+            return self._create(self.pause_image, kwargs, meta["uid"])
         bridge = self._bridge
         if bridge is None:
             raise RuntimeFailure(f"pod network {self.network} has no subnet", "CreateContainerError")
@@ -693,17 +701,8 @@ class DockerRuntime:
             ip = self.ipam.allocate(bridge.subnet, reserved=[bridge.gateway])
         except podnet.AttachError as e:
             raise RuntimeFailure(str(e), "CreateContainerError") from None
-        kwargs = {
-            "name": container_name(meta["namespace"], meta["name"], SANDBOX_NAME, meta["uid"], attempt),
-            "labels": {**self.labels(pod, SANDBOX_NAME, "", attempt), L_POD_IP: ip},
-            "hostname": hostname,
-            "network_mode": "none",
-            # /etc/hosts, shared by the pod's containers: the pod's own name, then hostAliases
-            "extra_hosts": [f"{hostname}:{ip}", *aliases],
-            "security_opt": list(SECURITY_OPT),
-            "detach": True,
-            **self.dns_kwargs(pod),
-        }
+        kwargs["labels"][L_POD_IP] = ip
+        kwargs |= {"hostname": hostname, "network_mode": "none", "extra_hosts": [f"{hostname}:{ip}", *aliases]}
         try:
             cid = self._create(self.pause_image, kwargs, meta["uid"])
         except RuntimeFailure:
@@ -723,18 +722,15 @@ class DockerRuntime:
             pid = int((attrs.get("State") or {}).get("Pid") or 0)
             if pid <= 0 or not obs.running:
                 raise RuntimeFailure(f"sandbox {sandbox_id[:12]} exited right after its start", "CreateContainerError")
-            if (attrs.get("HostConfig") or {}).get("NetworkMode") == "host":
-                with self._lock:
-                    self._cache[sandbox_id] = (obs.state, obs)
-                return
-            bridge = self._bridge
-            if bridge is None or not obs.ip:
-                raise RuntimeFailure(f"sandbox {sandbox_id[:12]} has no pod network or address", "CreateContainerError")
-            try:
-                podnet.attach(sandbox_id, pid, obs.ip, bridge)
-            except podnet.AttachError as e:
-                where = f"{obs.pod_namespace}/{obs.pod_name}"
-                raise RuntimeFailure(f"attaching pod {where} to {bridge.name}: {e}", "CreateContainerError") from None
+            if self._linked_here((attrs.get("Config") or {}).get("Labels") or {}):
+                bridge = self._bridge
+                if bridge is None:
+                    raise RuntimeFailure(f"sandbox {sandbox_id[:12]} has no pod network", "CreateContainerError")
+                try:
+                    podnet.attach(sandbox_id, pid, obs.ip, bridge)
+                except podnet.AttachError as e:
+                    where = f"{obs.pod_namespace}/{obs.pod_name}"
+                    raise RuntimeFailure(f"attaching pod {where} to {bridge.name}: {e}", "CreateContainerError") from None
             with self._lock:
                 self._cache[sandbox_id] = (obs.state, obs)
         except RuntimeFailure:
@@ -750,9 +746,7 @@ class DockerRuntime:
         the ids stopped."""
         with _translate("listing containers", RuntimeUnavailable):
             summaries = self.api.containers(filters=self._filters())
-        ours = [str(s["Id"]) for s in summaries
-                if (s.get("Labels") or {}).get(L_CONTAINER) == SANDBOX_NAME and (s.get("Labels") or {}).get(L_POD_IP)
-                and not (s.get("Labels") or {}).get(L_HOST_NETWORK)]
+        ours = [str(s["Id"]) for s in summaries if self._linked_here(s.get("Labels") or {})]
         if not ours:
             return []
         links = podnet.attached_links()

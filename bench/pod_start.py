@@ -215,7 +215,6 @@ def baseline(n: int, sequential: bool = False, interval: float = 0.0,
         with metered(cpu, key) if cpu is not None else contextlib.nullcontext():
             if sequential:
                 return [one(i) for i in range(n)]
-            start = time.monotonic()
             with ThreadPoolExecutor(max_workers=n) as pool:
                 return list(pool.map(one, range(n)))
     finally:

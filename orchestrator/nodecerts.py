@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -102,7 +103,7 @@ def needs_renewal(cert_pem: bytes, node_name: str, ca_cert_pem: bytes,
         ca = x509.load_pem_x509_certificate(ca_cert_pem)
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, x509.ExtensionNotFound, Exception):
+    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return True
     if node_name not in names.get_values_for_type(x509.DNSName):
         return True

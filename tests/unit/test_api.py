@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -23,13 +24,17 @@ JOIN = "join-secret-0123456789"
 SECRET = b"n" * 32
 
 
+def make_api(tmp_path: Path, **registry_kw: Any) -> tuple[Registry, TestClient]:
+    """A registry on a fresh store and the API in front of it (test client)."""
+    reg = Registry(SQLiteStore(str(tmp_path / "s.db")), **registry_kw)
+    reg.ensure_namespaces()
+    server = ApiServer(reg, Authenticator(ADMIN, JOIN, SECRET), b"PEM", lambda n: node_token(SECRET, n))
+    return reg, TestClient(server.app)
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> TestClient:
-    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
-    reg.ensure_namespaces()
-    authn = Authenticator(ADMIN, JOIN, SECRET)
-    server = ApiServer(reg, authn, b"PEM", lambda n: node_token(SECRET, n))
-    return TestClient(server.app)
+    return make_api(tmp_path)[1]
 
 
 def h(token: str = ADMIN) -> dict[str, str]:
@@ -138,10 +143,7 @@ def test_join_token_only_exchanges_for_a_node_credential(api: TestClient) -> Non
 
 
 def test_node_name_is_bound_to_the_first_node_password(tmp_path: Path) -> None:
-    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
-    reg.ensure_namespaces()
-    server = ApiServer(reg, Authenticator(ADMIN, JOIN, SECRET), b"PEM", lambda n: node_token(SECRET, n))
-    api = TestClient(server.app)
+    reg, api = make_api(tmp_path)
     url = "/apis/dockyard.io/v1/nodecredentials"
     r = api.post(url, json=credential_request("n7", None), headers=h(JOIN))
     assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.password"
@@ -223,10 +225,8 @@ def test_delete_with_a_uid_precondition_spares_a_new_incarnation(api: TestClient
 
 
 def test_a_node_cannot_claim_another_nodes_pod_range(tmp_path: Path) -> None:
-    reg = Registry(SQLiteStore(str(tmp_path / "s.db")))
-    reg.ensure_namespaces()
+    reg, api = make_api(tmp_path)
     reg.create_hooks.setdefault("Node", []).append(pod_cidr_hook(reg, "10.42.0.0/16"))
-    api = TestClient(ApiServer(reg, Authenticator(ADMIN, JOIN, SECRET), b"PEM", lambda n: node_token(SECRET, n)).app)
     first = api.post("/api/v1/nodes", json=node_obj("n1"), headers=h(node_token(SECRET, "n1"))).json()
     assert first["spec"]["podCIDR"] == "10.42.0.0/24"
     claim = {**node_obj("n2"), "spec": {"podCIDR": "10.42.0.0/24"}}
@@ -241,8 +241,7 @@ def test_password_records_without_a_node_are_swept(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     now = [datetime(2026, 1, 1, tzinfo=UTC)]
-    reg = Registry(SQLiteStore(str(tmp_path / "s.db")), clock=lambda: now[0])
-    reg.ensure_namespaces()
+    reg, _ = make_api(tmp_path, clock=lambda: now[0])
     nodepasswords.bind(reg, "ghost", "g" * 32)  # joined, never registered
     nodepasswords.bind(reg, "n1", "a" * 32)
     reg.create(NodeLifecycleController.watches[0], None, node_obj("n1"))
