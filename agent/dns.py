@@ -19,15 +19,20 @@ Endpoints change, and swapped in as one immutable index):
   → an empty NOERROR answer (the cluster is IPv4-only);
 * everything else is forwarded to the node's own resolvers from /etc/resolv.conf.
 
-`ClusterIndex.build` and `ClusterIndex.answer` are pure (unit-tested with dnslib records);
-`ClusterDNS` runs dnslib's UDP and TCP servers in threads.
+`ClusterIndex.build` and `ClusterIndex.answer` are pure (unit-tested with dnslib records).
+`ClusterIndex.to_json` / `ClusterIndex.from_json` carry a built index to another process: the
+node's DNS server runs as its own long-lived process (`agent.dnsserver`) that reads the index
+from a records file, so that DNS keeps answering while no agent runs. `ClusterDNS` runs
+dnslib's UDP and TCP servers in threads of the calling process.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import socketserver
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +43,7 @@ log = logging.getLogger("dockyard.agent.dns")
 
 CLUSTER_DOMAIN = "cluster.local"
 TTL = 5
+RECORDS_FORMAT = 1  # the version of `ClusterIndex.as_dict`; a reader refuses any other
 Obj = dict[str, Any]
 
 
@@ -90,7 +96,8 @@ class ClusterIndex:
             ep = eps.get((ns, name)) or {}
             headless = spec.get("clusterIP") == "None"
             ready: list[Obj] = [
-                addr for subset in ep.get("subsets") or [] for addr in subset.get("addresses") or [] if addr.get("ip")
+                addr for subset in ep.get("subsets") or [] for addr in subset.get("addresses") or []
+                if _is_ipv4(addr.get("ip"))
             ]
             if headless:
                 ips = sorted({addr["ip"] for addr in ready}, key=_ip_key)
@@ -99,10 +106,10 @@ class ClusterIndex:
                     a.setdefault(f"{addr['ip'].replace('.', '-')}.{fqdn}", []).append(addr["ip"])
                     if addr.get("hostname"):
                         a.setdefault(f"{addr['hostname']}.{fqdn}", []).append(addr["ip"])
-            elif spec.get("clusterIP"):
+            elif _is_ipv4(spec.get("clusterIP")):
                 a[fqdn] = [spec["clusterIP"]]
             for port in spec.get("ports") or []:
-                if port.get("name"):
+                if port.get("name") and 0 <= int(port.get("port") or -1) <= 65535:
                     proto = (port.get("protocol") or "TCP").lower()
                     srv.setdefault(f"_{port['name']}._{proto}.{fqdn}", []).append((int(port["port"]), fqdn))
         return cls(
@@ -111,6 +118,55 @@ class ClusterIndex:
             srv={k: tuple(v) for k, v in srv.items()},
             domain=domain,
         )
+
+    def as_dict(self) -> Obj:
+        """The index as plain JSON types (`from_dict` reads it back)."""
+        return {
+            "format": RECORDS_FORMAT,
+            "domain": self.domain,
+            "a": {name: list(ips) for name, ips in self.a.items()},
+            "cname": dict(self.cname),
+            "srv": {name: [[port, target] for port, target in targets] for name, targets in self.srv.items()},
+        }
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): equal indexes give equal text."""
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ClusterIndex:
+        """The index `as_dict` wrote; ValueError names what is wrong with anything else."""
+        if not isinstance(data, Mapping):
+            raise ValueError("records: not an object")
+        if data.get("format") != RECORDS_FORMAT:
+            raise ValueError(f"records: format {data.get('format')!r}, expected {RECORDS_FORMAT}")
+        domain = data.get("domain")
+        if not isinstance(domain, str) or not domain:
+            raise ValueError("records: domain must be a non-empty string")
+        a: dict[str, tuple[str, ...]] = {}
+        for name, ips in _section(data, "a").items():
+            if not isinstance(ips, list):
+                raise ValueError(f"records: a[{name!r}] must be a list")
+            a[name] = tuple(_ipv4(ip, name) for ip in ips)
+        cname: dict[str, str] = {}
+        for name, target in _section(data, "cname").items():
+            if not isinstance(target, str) or not target:
+                raise ValueError(f"records: cname[{name!r}] must be a non-empty string")
+            cname[name] = target
+        srv: dict[str, tuple[tuple[int, str], ...]] = {}
+        for name, targets in _section(data, "srv").items():
+            if not isinstance(targets, list) or not all(_is_srv(t) for t in targets):
+                raise ValueError(f"records: srv[{name!r}] must be a list of [port, target]")
+            srv[name] = tuple((int(port), str(target)) for port, target in targets)
+        return cls(a=a, cname=cname, srv=srv, domain=domain)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ClusterIndex:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"records: not JSON: {e}") from None
+        return cls.from_dict(data)
 
     def in_zone(self, qname: str) -> bool:
         return qname == self.domain or qname.endswith("." + self.domain)
@@ -144,6 +200,37 @@ class ClusterIndex:
         return any(name.endswith(suffix) for name in self.a) or qname == f"svc.{self.domain}"
 
 
+def _section(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"records: {key} must be an object keyed by name")
+    return value
+
+
+def _is_ipv4(ip: Any) -> bool:
+    """Only IPv4 addresses (as strings) make A records; anything else would fail at answer time."""
+    if not isinstance(ip, str):
+        return False
+    try:
+        ipaddress.IPv4Address(ip)
+    except ValueError:
+        return False
+    return True
+
+
+def _ipv4(ip: Any, name: str) -> str:
+    if not _is_ipv4(ip):
+        raise ValueError(f"records: a[{name!r}] holds {ip!r}, not an IPv4 address")
+    return str(ip)
+
+
+def _is_srv(item: Any) -> bool:
+    return (
+        isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and not isinstance(item[0], bool)
+        and 0 <= item[0] <= 65535 and isinstance(item[1], str) and bool(item[1])
+    )
+
+
 def _ip_key(ip: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in ip.split("."))
@@ -174,8 +261,8 @@ class ClusterResolver(BaseResolver):
         return reply
 
 
-class _Quiet:
-    """dnslib logger that stays silent except for errors."""
+class QuietLogger:
+    """dnslib logger that stays silent; errors go to the debug log."""
 
     def log_recv(self, *a: Any) -> None: ...
     def log_send(self, *a: Any) -> None: ...
@@ -214,7 +301,7 @@ class ClusterDNS:
 
     def start(self) -> None:
         for server in (_UDPServer, _TCPServer):
-            s = DNSServer(self.resolver, address=self.address, port=self.port, logger=_Quiet(), server=server)
+            s = DNSServer(self.resolver, address=self.address, port=self.port, logger=QuietLogger(), server=server)
             s.start_thread()
             self.servers.append(s)
         log.info("cluster DNS listening on %s:%d", self.address, self.port)
@@ -235,4 +322,7 @@ def addresses(reply: DNSRecord) -> list[str]:
     return [str(rr.rdata) for rr in reply.rr if rr.rtype in (QTYPE.A, QTYPE.AAAA)]
 
 
-__all__ = ["AAAA", "ClusterDNS", "ClusterIndex", "ClusterResolver", "addresses", "query", "search_domains"]
+__all__ = [
+    "AAAA", "ClusterDNS", "ClusterIndex", "ClusterResolver", "QuietLogger", "RECORDS_FORMAT", "addresses",
+    "query", "read_upstreams", "search_domains",
+]

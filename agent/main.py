@@ -5,7 +5,10 @@ Threads of an ``Agent``:
 * **watch**: lists then watches ``pods?fieldSelector=spec.nodeName=<node>`` across all
   namespaces, keeping a cache by pod uid; reconnects from the last resourceVersion after a
   network error and relists after ``410 Gone``. Each event wakes the reconcile loop.
-* **heartbeat**: patches the Node status every ``heartbeat`` seconds.
+* **lease**: renews the node's Lease in ``kube-node-lease`` every ``heartbeat`` seconds
+  (default 2 s), the cheap liveness signal the master's node lifecycle controller reads.
+* **node status**: posts the full Node status every ``node_status_period`` seconds (default
+  60 s), and at once when the container runtime's health flips.
 * **reconcile** (the caller of ``run``): every ``resync`` seconds hands each cached pod
   to a small thread pool (a full pass); a watch event hands over just its own pod, at
   once, so a burst of new pods does not re-sync every running pod per event. A relist, or
@@ -34,6 +37,15 @@ a missing required key waits as ``CreateContainerConfigError``) and probes
 (``agent.probes``: the executor registers running containers with the ``Prober``, feeds its
 health into both planners, and records why it killed a container whose liveness probe
 failed). A probe result change calls back into the agent, which syncs that pod at once.
+
+Stopping: the agent's exit (SIGTERM, an upgrade, a supervisor restart) leaves the node's
+data plane in place — pods, Service rules, pod routes and the cluster DNS server (its own
+process, ``agent.dnsserver``) keep working while no agent runs, and the next agent adopts
+them (its rule rewrites are idempotent and atomic, it re-adopts containers by their labels
+and keeps a ready container ready, see ``agent.probes``). Before it exits it renews its Lease
+once more, so the master's grace starts from the exit. Removing the data plane is an
+explicit act: ``dockyard agent --cleanup`` (what ``dockyard node remove`` runs) or
+``cleanup_on_exit``; see ``agent.dataplane``.
 
 Hooks for later work: Events for starts/back-offs/probe kills.
 """
@@ -78,7 +90,7 @@ from .env import (
     resolve_env,
 )
 from .images import ensure_images
-from .node import NodeManager, read_meminfo_kib
+from .node import NODE, NodeManager, read_meminfo_kib
 from .pods import (
     SANDBOX_NAME,
     Action,
@@ -443,7 +455,7 @@ class Agent:
         runtime: DockerRuntime,
         backoff_base: float = 10.0,
         backoff_cap: float = 300.0,
-        heartbeat: float = 5.0,
+        heartbeat: float = 2.0,
         resync: float = 2.0,
         workers: int = 8,
         clock: Callable[[], float] = time.time,
@@ -454,7 +466,11 @@ class Agent:
         probe_workers: int = 4,
         service_network: bool = True,
         serving_cert: tuple[bytes, bytes] | None = None,
+        node_status_period: float = 60.0,
+        cleanup_on_exit: bool = False,
     ) -> None:
+        self.node_status_period = node_status_period  # full Node status posts (the Lease is the heartbeat)
+        self.cleanup_on_exit = cleanup_on_exit  # remove service rules, routes and DNS when the agent exits
         self.serving_cert = serving_cert  # (cert, key) PEM signed by the cluster CA for the node name
         self.service_network = service_network  # pod routes, service rules and cluster DNS
         self.kubelet_port = kubelet_port  # HTTPS logs/exec endpoint (None: default, see agent.server)
@@ -509,8 +525,9 @@ class Agent:
             return
         threads = [
             threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="dockyard-stop", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, args=(stop,), name="dockyard-heartbeat", daemon=True),
+            threading.Thread(target=self._lease_loop, args=(stop,), name="dockyard-lease", daemon=True),
             threading.Thread(target=self._watch_loop, args=(stop,), name="dockyard-watch", daemon=True),
+            threading.Thread(target=self._status_loop, args=(stop,), name="dockyard-node-status", daemon=True),
         ]
         for t in threads:
             t.start()
@@ -537,15 +554,22 @@ class Agent:
                 except Exception:
                     log.exception("resync failed")
         finally:
-            cleanup()  # first: the process may be given little time to exit
+            if self.cleanup_on_exit:
+                cleanup()  # first: the process may be given little time to exit
+            else:
+                log.info("agent stopping; pods, service rules, pod routes and cluster DNS stay in place")
             self.executor.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
             threads[1].join(timeout=1)
+            threads[3].join(timeout=1)
+            if not self.cleanup_on_exit:
+                self._renew_lease_once()  # the master's grace starts from our exit
 
     def _start_service_network(self, stop: threading.Event) -> Callable[[], None]:
         """Pod routes to other nodes, service rules and the node's DNS server (see
         agent.network, agent.serviceproxy, agent.dns); returns their cleanup."""
-        from .dns import ClusterDNS
+        from .dataplane import dns_state_dir
+        from .dnsserver import NodeDNS
         from .network import NetChains, PodNetwork
         from .serviceproxy import Chains, ClusterState, ServiceProxy, chain_prefix
 
@@ -559,15 +583,20 @@ class Agent:
         state = ClusterState(self.client)
         network = PodNetwork(state, self.node_name, NetChains(prefix), bridge=lambda: bridge)
         proxy = ServiceProxy(state, Chains(prefix))
-        dns: ClusterDNS | None = None
+        dns: NodeDNS | None = None
         if gateway:
             try:
-                dns = ClusterDNS(gateway)
-                state.listeners.append(
-                    lambda res: dns.update(state.services(), state.endpoints())  # type: ignore[union-attr]
-                    if res in ("services", "endpoints") else None
-                )
-                dns.start()
+                # its own process: it outlives this agent and the next one adopts it
+                node_dns = NodeDNS(dns_state_dir(self.data_dir), gateway)
+
+                def publish(res: str) -> None:
+                    # both lists first: a Services-only view would briefly empty headless names
+                    if res in ("services", "endpoints") and state.synced["services"] and state.synced["endpoints"]:
+                        node_dns.update(state.services(), state.endpoints())
+
+                state.listeners.append(publish)
+                node_dns.start()
+                dns = node_dns
                 self.runtime.dns_servers = [gateway]
             except OSError as e:
                 log.warning("cluster DNS cannot listen on %s:53: %s", gateway, e)
@@ -608,12 +637,47 @@ class Agent:
             delay = min(delay * 2, 10.0)
         return False
 
-    def _heartbeat_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.heartbeat_every):
+    def _renew_lease_once(self) -> bool:
+        try:
+            self.node.renew_lease()
+            return True
+        except Exception as e:
+            log.warning("renewing the node lease failed: %s", e)
+            return False
+
+    def _lease_loop(self, stop: threading.Event) -> None:
+        """Renew the node's Lease every `heartbeat` seconds (the first renewal at once)."""
+        while not stop.is_set():
+            self._renew_lease_once()
+            stop.wait(self.heartbeat_every)
+
+    def _status_loop(self, stop: threading.Event) -> None:
+        """Post the full Node status every `node_status_period` seconds, and at once when the
+        container runtime's health changes or the master's view of the node's readiness
+        differs from ours (e.g. it marked us Unknown while we were cut off), checked with a
+        cheap ping and one read every few seconds, as kubelet compares before it posts."""
+        last = time.monotonic()
+        check = min(max(self.heartbeat_every, 1.0), 5.0)
+        while not stop.wait(check):
+            try:
+                self.runtime.ping()
+                healthy = True
+            except Exception:
+                healthy = False
+            try:
+                seen = self.client.get(NODE, self.node_name)
+                server_ready = next((c.get("status") for c in (seen.get("status") or {}).get("conditions") or []
+                                     if c.get("type") == "Ready"), None)
+            except Exception:
+                server_ready = None  # the master is unreachable: the post below would fail too
+            agree = server_ready is None or server_ready == ("True" if healthy else "False")
+            if agree and healthy == self.node.runtime_ok and time.monotonic() - last < self.node_status_period:
+                continue
             try:
                 self.node.heartbeat()
+                last = time.monotonic()
             except Exception as e:
-                log.warning("node heartbeat failed: %s", e)
+                log.warning("posting node status failed: %s", e)
 
     # -- pod cache ------------------------------------------------------------------------
 
@@ -988,6 +1052,13 @@ def main_agent(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if getattr(args, "cleanup", False):
+        from .dataplane import teardown
+
+        removed = teardown(Path(getattr(args, "data_dir", None) or DEFAULT_DATA_DIR),
+                           getattr(args, "pod_network", None) or "dockyard-pods")
+        print("removed: " + (", ".join(removed) if removed else "nothing (no data plane found)"))
+        return 0
     server = str(args.server).rstrip("/")
     name = str(getattr(args, "name", None) or socket.gethostname()).lower()
     data_dir = Path(getattr(args, "data_dir", None) or "/var/lib/dockyard-agent")
@@ -1015,11 +1086,13 @@ def main_agent(args: argparse.Namespace) -> int:
         runtime,
         backoff_base=float(getattr(args, "backoff_base", None) or 10.0),
         backoff_cap=float(getattr(args, "backoff_cap", None) or 300.0),
-        heartbeat=float(getattr(args, "heartbeat", None) or 5.0),
+        heartbeat=float(getattr(args, "heartbeat", None) or 2.0),
         kubelet_port=getattr(args, "kubelet_port", None),
         metrics_port=getattr(args, "metrics_port", None),
         data_dir=data_dir,
         serving_cert=creds.serving_cert,
+        node_status_period=float(getattr(args, "node_status_period", None) or 60.0),
+        cleanup_on_exit=bool(getattr(args, "cleanup_on_exit", False)),
     )
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -7,13 +7,19 @@ merge our labels and addresses into it), then patch ``/status`` every heartbeat 
 ``Ready`` condition's ``lastHeartbeatTime``. Condition ``lastTransitionTime`` values are
 kept for as long as a condition's status does not change.
 
+Two kinds of heartbeat, as kubelet has: the agent renews its ``coordination.k8s.io/v1``
+Lease ``kube-node-lease/<node>`` every few seconds (``renew_lease``: one small PUT of
+``spec.renewTime``; the master's node lifecycle controller judges liveness by it), and posts
+the full Node status much less often (``heartbeat``: capacity, addresses, conditions),
+at once when a condition changes. The Lease is owned by the Node (ownerReference), so it
+goes when the Node is deleted.
+
 The master may set ``spec.podCIDR``; the manager remembers the latest value it saw (every
 status patch returns the whole Node) so the pod network can use it as its subnet.
 The agent's HTTP endpoints (``agent.server``) publish their ports here: the HTTPS port
 (logs, exec) as ``status.daemonEndpoints.kubeletEndpoint.Port``, where the master's proxy
 looks for it, and the plain metrics port as the ``dockyard.io/metrics-port`` annotation.
-Later additions (disk/memory pressure from real measurements, a Lease object, taints
-on shutdown) fit into ``conditions()`` and ``heartbeat()``.
+Later additions (disk/memory pressure from real measurements) fit into ``conditions()``.
 """
 
 from __future__ import annotations
@@ -23,19 +29,29 @@ import platform
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 from orchestrator.client import Client
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import by_kind
+from orchestrator.objects.nodeinfo import (
+    AGENT_INSTANCE_ANNOTATION,
+    POD_RUNTIME_ANNOTATION,
+    POD_RUNTIME_REVISION,
+)
 
 from .status import rfc3339
 
 log = logging.getLogger(__name__)
 
 NODE = by_kind("v1", "Node")
+LEASE = by_kind("coordination.k8s.io/v1", "Lease")
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION = 40  # seconds, kubelet's default; the master's own grace decides liveness
 METRICS_PORT_ANNOTATION = "dockyard.io/metrics-port"
 MAX_PODS = 110
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
@@ -129,6 +145,24 @@ def node_status(
     return out
 
 
+def micro_time(t: float) -> str:
+    """A metav1.MicroTime: RFC 3339 with microseconds."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_object(node_name: str, node_uid: str | None, now: float, duration: int = LEASE_DURATION) -> dict[str, Any]:
+    """The node's heartbeat Lease as the agent writes it."""
+    meta: dict[str, Any] = {"name": node_name, "namespace": LEASE_NAMESPACE}
+    if node_uid:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": node_name, "uid": node_uid}]
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": meta,
+        "spec": {"holderIdentity": node_name, "leaseDurationSeconds": duration, "renewTime": micro_time(now)},
+    }
+
+
 def condition(
     ctype: str,
     ok: bool,
@@ -174,6 +208,11 @@ class NodeManager:
         self.kubelet_port: int | None = None  # set by agent.server before registration
         self.metrics_port: int | None = None
         self.last_status: dict[str, Any] | None = None
+        self.node_uid: str | None = None
+        self.instance = uuid.uuid4().hex  # this agent process (see orchestrator.objects.nodeinfo)
+        self._lease: dict[str, Any] | None = None  # the last Lease written (with its resourceVersion)
+        self._lease_lock = threading.Lock()
+        self.lease_renewals = 0
 
     def conditions(self, now: float) -> list[dict[str, Any]]:
         prev = self._conditions
@@ -206,6 +245,7 @@ class NodeManager:
 
     def _remember(self, node: dict[str, Any]) -> None:
         if isinstance(node, dict):
+            self.node_uid = (node.get("metadata") or {}).get("uid") or self.node_uid
             cidr = (node.get("spec") or {}).get("podCIDR")
             if cidr and cidr != self.pod_cidr:
                 log.info("node %s: podCIDR %s", self.name, cidr)
@@ -221,16 +261,16 @@ class NodeManager:
             info, _ = self.runtime_facts()
             arch = go_arch(str(info.get("Architecture") or platform.machine()))
             body = node_object(self.name, arch, self.name)
+            annotations = {AGENT_INSTANCE_ANNOTATION: self.instance, POD_RUNTIME_ANNOTATION: str(POD_RUNTIME_REVISION)}
             if self.metrics_port:
-                body["metadata"]["annotations"] = {METRICS_PORT_ANNOTATION: str(self.metrics_port)}
+                annotations[METRICS_PORT_ANNOTATION] = str(self.metrics_port)
+            body["metadata"]["annotations"] = annotations
             try:
                 node = self.client.create(body)
             except ApiError as e:
                 if e.code != 409:
                     raise
-                meta = {"labels": body["metadata"]["labels"]}
-                if self.metrics_port:
-                    meta["annotations"] = body["metadata"]["annotations"]
+                meta = {"labels": body["metadata"]["labels"], "annotations": annotations}
                 node = self.client.patch(NODE, self.name, {"metadata": meta})
             self._remember(node)
         return self.heartbeat()
@@ -251,6 +291,46 @@ class NodeManager:
         with self._lock:
             self._remember(node)
         return node
+
+
+    def renew_lease(self) -> dict[str, Any]:
+        """Renew (or create) the node's Lease: normally one PUT of the last written object
+        with a new renewTime; a conflict or a missing Lease costs one more request."""
+        with self._lease_lock:
+            now = self.clock()
+            want = lease_object(self.name, self.node_uid, now)
+            for _ in range(3):
+                if self._lease is None:
+                    try:
+                        self._lease = self.client.get(LEASE, self.name, LEASE_NAMESPACE)
+                    except ApiError as e:
+                        if e.code != 404:
+                            raise
+                        try:
+                            self._lease = self.client.create(want, LEASE_NAMESPACE)
+                            self.lease_renewals += 1
+                            return self._lease
+                        except ApiError as e2:
+                            if e2.code != 409:
+                                raise
+                            continue  # created meanwhile: read it and renew it
+                body = dict(self._lease)
+                body.setdefault("apiVersion", want["apiVersion"])
+                body.setdefault("kind", want["kind"])
+                meta = dict(body.get("metadata") or {})
+                if want["metadata"].get("ownerReferences") and not meta.get("ownerReferences"):
+                    meta["ownerReferences"] = want["metadata"]["ownerReferences"]
+                body["metadata"] = meta
+                body["spec"] = dict(body.get("spec") or {}, **want["spec"])
+                try:
+                    self._lease = self.client.replace(body)
+                    self.lease_renewals += 1
+                    return self._lease
+                except ApiError as e:
+                    if e.code not in (404, 409):
+                        raise
+                    self._lease = None  # someone else wrote or deleted it: start from the server's copy
+            raise ApiError(409, "Conflict", f"could not renew the Lease of node {self.name}: repeated conflicts")
 
 
 def _read_first(path: str) -> str:

@@ -18,7 +18,8 @@ Per probe (:class:`ProbeState`, pure, injected time):
 * ``successThreshold`` consecutive successes make the result Success,
   ``failureThreshold`` consecutive failures make it Failure;
 * initial results: readiness Failure (not ready until proven), liveness Success,
-  startup Failure (not started).
+  startup Failure (not started); :meth:`ProbeState.assume_passed` starts a probe as if it
+  had just passed instead (after an agent restart, see below).
 
 Gating: while a startup probe has not succeeded, liveness and readiness do not run and the
 container is neither started nor ready; once it succeeded it never runs again for that
@@ -27,9 +28,18 @@ container. A container without readiness probe is ready as soon as it is started
 liveness (or startup) Failure asks ``compute_pod_actions`` to kill and restart the
 container.
 
-Probe state lives in memory only. After an agent restart workers are created again on the
-first sync: readiness starts unknown (not ready) and is probed again, liveness starts at
-Success, so no container is restarted because the agent restarted.
+Probe state lives in memory only; the pod's status in the API is what survives an agent
+restart (an upgrade, a supervisor restart). Workers are created again on the first sync,
+and a worker created for a container that the pod's current status reports by its id
+(``containerStatuses[].containerID == "docker://<id>"``, same name) starts from what that
+status says (:func:`vouched_for`): ``started: true`` counts as a startup probe that
+succeeded, ``ready: true`` (with ``started: true``) as a readiness probe that has just
+passed. So a restart of the agent alone never turns a Ready pod unready, and Services keep
+their endpoints. The first probe still runs at once, and a container that now fails goes
+unready after ``failureThreshold`` failures as usual. A container the status does not name
+(new, or restarted while the agent was away) starts as above, not ready until proven.
+Liveness starts at Success either way, so no container is restarted because the agent
+restarted.
 
 Handlers (:class:`NetworkProbeRunner`): ``httpGet`` (``http.client`` to the pod IP or
 ``host``, ``path``, ``httpHeaders``; 2xx/3xx is success; HTTPS without certificate
@@ -52,7 +62,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .pods import Health, ObservedPod, app_specs, pod_uid
+from .pods import Health, ObservedContainer, ObservedPod, app_specs, pod_uid
+from .status import container_id
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +120,13 @@ class ProbeState:
     def __post_init__(self) -> None:
         self.result = self.kind == LIVENESS
 
+    def assume_passed(self) -> None:
+        """Start from Success, as if the probe had just passed: the next runs count from
+        here (``failureThreshold`` failures in a row make it Failure)."""
+        self.result = True
+        self.successes = self.config.success_threshold
+        self.failures = 0
+
     def due(self, now: float) -> bool:
         if now < self.started_at + self.config.initial_delay:
             return False
@@ -153,6 +171,19 @@ def health_of(states: Mapping[str, ProbeState], spec: Mapping[str, Any]) -> Heal
         readiness = states.get(READINESS)
         return Health(started=True, ready=readiness is not None and readiness.result)
     return Health()
+
+
+def vouched_for(pod: Mapping[str, Any], c: ObservedContainer) -> frozenset[str]:
+    """The probe kinds whose Success the pod's current status already reports for this very
+    container (same name and container id): STARTUP when it says ``started: true``, and
+    READINESS when it also says ``ready: true``. Empty for a container it does not name."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") != c.name or cs.get("containerID") != container_id(c):
+            continue
+        if cs.get("started") is not True:
+            return frozenset()
+        return frozenset({STARTUP, READINESS} if cs.get("ready") is True else {STARTUP})
+    return frozenset()
 
 
 # -- running handlers -----------------------------------------------------------------------
@@ -281,7 +312,10 @@ class Prober:
     # -- registration ---------------------------------------------------------------------
 
     def track(self, pod: Mapping[str, Any], observed: ObservedPod) -> None:
-        """Create workers for the pod's running app containers with probes; drop the rest."""
+        """Create workers for the pod's running app containers with probes; drop the rest.
+
+        A new worker starts from what the pod's status reports for that container id
+        (:func:`vouched_for`); an existing worker keeps its own results."""
         uid = pod_uid(pod)
         pod_ip = observed.pod_ip
         specs = {s["name"]: s for s in app_specs(dict(pod))}
@@ -300,6 +334,12 @@ class Prober:
                 ports = {str(p["name"]): int(p["containerPort"]) for p in spec.get("ports") or [] if p.get("name")}
                 started = c.started_at or c.created_at
                 states = {k: ProbeState(k, ProbeConfig.from_spec(k, spec[k]), started) for k in KINDS if spec.get(k)}
+                carried = vouched_for(pod, c) & states.keys()
+                for kind in carried:
+                    states[kind].assume_passed()
+                if carried:
+                    log.debug("container %s of pod %s: %s carried over from the pod status",
+                              c.name, uid, ", ".join(sorted(carried)))
                 self._workers[c.id] = _Worker(Target(uid, c.id, c.name, pod_ip, ports), spec, states)
         with self._lock:
             for cid in [cid for cid, w in self._workers.items() if w.target.pod_uid == uid and cid not in live]:

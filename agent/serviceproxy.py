@@ -5,6 +5,20 @@ Every agent programs the nat table of its host so that a connection to a Service
 DNATed to one Ready endpoint of that Service, wherever in the cluster it runs (cross-host
 delivery is the pod network's job, see `agent.network`).
 
+Node ports answer on 127.0.0.1 too, as with kube-proxy's iptables mode. A packet from the
+host to `127.0.0.1:nodePort` is DNATed in nat OUTPUT to a pod, marked for masquerade like
+all node-port traffic, and leaves by the pod bridge with the bridge's address as source.
+The kernel lets a 127.0.0.0/8 address leave loopback (and the reply, de-NATed back to
+127.0.0.1, come in on the bridge) only with ``net.ipv4.conf.all.route_localnet=1``, which
+the proxy sets after it has applied its rules (idempotent; logged when it changes the
+value). That setting would also let other hosts on the link reach services bound to
+127.0.0.1 (CVE-2020-8558), so, like kube-proxy, the filter chain ``<P>-FIREWALL``
+(jumped from INPUT, installed in the same apply and before the sysctl is set) drops
+packets to 127.0.0.0/8 from a source outside it unless they belong to a DNATed (node port)
+or established connection. Removing our rules (`cleanup()`, `remove_rules`) removes that
+chain and its jump too but does not reset the sysctl (neither does kube-proxy's clean-up):
+other software on the host may rely on it.
+
 Chains (``<P>`` is the chain prefix, ``DOCKYARD`` by default)::
 
     nat PREROUTING / OUTPUT  -> <P>-SERVICES
@@ -20,6 +34,8 @@ Chains (``<P>`` is the chain prefix, ``DOCKYARD`` by default)::
     nat POSTROUTING -> <P>-POSTROUTING: MASQUERADE what <P>-MARK-MASQ marked (0x4000)
     filter OUTPUT / FORWARD -> <P>-REJECT: REJECT connections to a Service port that has
                    no Ready endpoint (instead of letting them leave by the default route)
+    filter INPUT -> <P>-FIREWALL: `! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate
+                   RELATED,ESTABLISHED,DNAT -j DROP` (see route_localnet above)
 
 Hashes are a digest of `namespace/name:port/protocol` (and the endpoint address), so chain
 names are stable across restarts and fit iptables' 28-character limit.
@@ -30,8 +46,8 @@ are declared (which flushes them) and rewritten, chains of Services that are gon
 deleted (`-X`) in the same transaction, and the jumps from the built-in chains are
 checked and inserted with `iptables -C`/`-I`. Packets never see a half-written table.
 `ServiceProxy` re-applies at once after a Service/Endpoints watch event (coalesced) and
-every `resync` seconds whether or not anything changed, which repairs rules that someone
-deleted; `cleanup()` removes our jumps and chains on shutdown.
+every `resync` seconds whether or not anything changed, which repairs rules (and the
+sysctl) that someone changed; `cleanup()` removes our jumps and chains on shutdown.
 
 `ClusterState` is the agent's watch-fed cache of Services, Endpoints and Nodes shared by
 the proxy, the pod network (`agent.network`) and the DNS server (`agent.dns`).
@@ -46,6 +62,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.client import Client
@@ -59,6 +76,8 @@ ENDPOINTS = by_kind("v1", "Endpoints")
 NODE = by_kind("v1", "Node")
 DEFAULT_PREFIX = "DOCKYARD"
 MASQ_MARK = "0x4000/0x4000"
+LOCALNET = "127.0.0.0/8"
+ROUTE_LOCALNET = "net/ipv4/conf/all/route_localnet"  # under /proc/sys
 WATCH_TIMEOUT = 60
 
 Obj = dict[str, Any]
@@ -100,6 +119,10 @@ class Chains:
     def reject(self) -> str:
         return f"{self.prefix}-REJECT"
 
+    @property
+    def firewall(self) -> str:
+        return f"{self.prefix}-FIREWALL"
+
     def svc(self, key: str) -> str:
         return f"{self.prefix}-SVC-{chain_hash(key)}"
 
@@ -108,7 +131,7 @@ class Chains:
 
     def is_ours(self, chain: str) -> bool:
         """Chains the proxy owns (the pod network's chains share the prefix but not these)."""
-        fixed = (self.services, self.nodeports, self.mark_masq, self.postrouting, self.reject)
+        fixed = (self.services, self.nodeports, self.mark_masq, self.postrouting, self.reject, self.firewall)
         return chain in fixed or chain.startswith((f"{self.prefix}-SVC-", f"{self.prefix}-SEP-"))
 
     def jumps(self) -> list[tuple[str, str, list[str]]]:
@@ -119,6 +142,7 @@ class Chains:
             ("nat", "POSTROUTING", ["-m", "comment", "--comment", "dockyard service masquerade", "-j", self.postrouting]),
             ("filter", "OUTPUT", ["-m", "comment", "--comment", "dockyard services without endpoints", "-j", self.reject]),
             ("filter", "FORWARD", ["-m", "comment", "--comment", "dockyard services without endpoints", "-j", self.reject]),
+            ("filter", "INPUT", ["-m", "comment", "--comment", "dockyard localnet guard", "-j", self.firewall]),
         ]
 
 
@@ -220,6 +244,12 @@ def compute_rules(ports: list[ServicePort], chains: Chains = Chains()) -> dict[s
     for name in (chains.services, chains.nodeports, chains.mark_masq, chains.postrouting):
         nat.chain(name)
     flt.chain(chains.reject)
+    flt.chain(chains.firewall)
+    flt.rules.append(
+        f"-A {chains.firewall} ! -s {LOCALNET} -d {LOCALNET} "
+        '-m comment --comment "block incoming localnet connections" '
+        "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+    )
     nat.rules += [
         f"-A {chains.mark_masq} -j MARK --set-xmark {MASQ_MARK}",
         f"-A {chains.postrouting} -m mark ! --mark {MASQ_MARK} -j RETURN",
@@ -352,6 +382,15 @@ def apply_rules(ipt: Iptables, ports: list[ServicePort], chains: Chains) -> None
             ipt.restore(render_restore(table, rules, parse_chains(ipt.save(table)), chains))
         for table, chain, spec in chains.jumps():
             ipt.ensure_jump(table, chain, spec)
+
+
+def ensure_sysctl(name: str, value: str, root: Path = Path("/proc/sys")) -> bool:
+    """Set sysctl `name` (a path under `root`) to `value` unless it has it; True if changed."""
+    path = root / name
+    if path.read_text().strip() == value:
+        return False
+    path.write_text(value + "\n")
+    return True
 
 
 def removal_payload(table: str, save_output: str, is_ours: Callable[[str], bool]) -> str | None:
@@ -489,11 +528,13 @@ class ServiceProxy:
     """Keeps the host's service rules equal to `compute_rules(ClusterState)`."""
 
     def __init__(self, state: ClusterState, chains: Chains = Chains(), resync: float = 10.0,
-                 iptables: Iptables | None = None) -> None:
+                 iptables: Iptables | None = None, sysctl_root: Path = Path("/proc/sys")) -> None:
         self.state = state
         self.chains = chains
         self.resync = resync
         self.ipt = iptables or Iptables()
+        self.sysctl_root = sysctl_root
+        self._sysctl_warned = False
         self._wake = threading.Event()
         self.applied = 0  # successful applies (for tests and metrics)
         state.listeners.append(self._changed)
@@ -506,7 +547,22 @@ class ServiceProxy:
         if not (self.state.synced["services"] and self.state.synced["endpoints"]):
             return
         apply_rules(self.ipt, service_ports(self.state.services(), self.state.endpoints()), self.chains)
+        self._route_localnet()  # after the rules: the localnet guard is in place first
         self.applied += 1
+
+    def _route_localnet(self) -> None:
+        """Let node-port traffic DNATed from 127.0.0.1 leave loopback (see the module docstring)."""
+        try:
+            changed = ensure_sysctl(ROUTE_LOCALNET, "1", self.sysctl_root)
+        except OSError as e:
+            if not self._sysctl_warned:
+                log.warning("cannot set net.ipv4.conf.all.route_localnet=1 (%s): node ports will not "
+                            "answer on 127.0.0.1", e)
+                self._sysctl_warned = True
+            return
+        self._sysctl_warned = False
+        if changed:
+            log.info("set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1")
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

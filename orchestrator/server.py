@@ -32,7 +32,12 @@ from .controllers.endpoints import EndpointsController
 from .controllers.events import EventRecorder
 from .controllers.gc import GarbageCollector, NamespaceController
 from .controllers.hpa import HorizontalPodAutoscalerController, sync_seconds_from_env
-from .controllers.nodes import NodeLifecycleController, pod_cidr_hook
+from .controllers.nodes import (
+    DEFAULT_EVICTION_TIMEOUT,
+    DEFAULT_NODE_GRACE,
+    NodeLifecycleController,
+    pod_cidr_hook,
+)
 from .controllers.runner import Runner
 from .controllers.services import DEFAULT_SERVICE_CIDR, service_allocation_hook
 from .controllers.workloads import DeploymentController, ReplicaSetController
@@ -55,8 +60,8 @@ class MasterConfig:
     kubeconfig_out: Path | None = None
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
     service_cidr: str = DEFAULT_SERVICE_CIDR  # cluster DNS at its 10th address
-    node_grace_seconds: float = 20.0
-    eviction_timeout_seconds: float = 10.0
+    node_grace_seconds: float = DEFAULT_NODE_GRACE
+    eviction_timeout_seconds: float = DEFAULT_EVICTION_TIMEOUT
     extra_sans: list[str] = field(default_factory=list)
     prometheus_url: str | None = None  # HPA metrics from Prometheus instead of the agents
     hpa_sync_seconds: float = field(default_factory=sync_seconds_from_env)
@@ -203,9 +208,9 @@ def _master_config(args: Any) -> MasterConfig:
         port=port,
         advertise_address=getattr(args, "advertise_address", None),
         kubeconfig_out=Path(os.path.expanduser(kube_out)) if kube_out else config_path(getattr(args, "kubeconfig", None)),
-        node_grace_seconds=float(getattr(args, "node_grace", None) or 20.0),
+        node_grace_seconds=float(getattr(args, "node_grace", None) or DEFAULT_NODE_GRACE),
         eviction_timeout_seconds=float(
-            10.0 if getattr(args, "eviction_timeout", None) is None else args.eviction_timeout
+            DEFAULT_EVICTION_TIMEOUT if getattr(args, "eviction_timeout", None) is None else args.eviction_timeout
         ),
         cluster_cidr=getattr(args, "cluster_cidr", None) or DEFAULT_CLUSTER_CIDR,
         prometheus_url=getattr(args, "prometheus_url", None) or os.environ.get("DOCKYARD_PROMETHEUS_URL") or None,
@@ -259,11 +264,13 @@ def main_up(args: Any) -> int:
                     runtime,
                     backoff_base=float(getattr(args, "backoff_base", None) or 10.0),
                     backoff_cap=float(getattr(args, "backoff_cap", None) or 300.0),
-                    heartbeat=float(getattr(args, "heartbeat", None) or 5.0),
+                    heartbeat=float(getattr(args, "heartbeat", None) or 2.0),
                     kubelet_port=getattr(args, "kubelet_port", None),
                     metrics_port=getattr(args, "metrics_port", None),
                     data_dir=cfg.data_dir / "agent",
                     serving_cert=master.node_serving_cert(node_name),
+                    node_status_period=float(getattr(args, "node_status_period", None) or 60.0),
+                    cleanup_on_exit=bool(getattr(args, "cleanup_on_exit", False)),
                 )
                 agent.run(stop)
             except Exception:

@@ -18,8 +18,12 @@ if [ "${1:-}" = "down" ]; then
       sleep 0.5
     done
     kill "$(cat "$STATE/dockyard.pid")"
+    for _ in $(seq 1 40); do kill -0 "$(cat "$STATE/dockyard.pid")" 2>/dev/null || break; sleep 0.5; done
     echo "demo cluster stopped"
   fi
+  # the agent's stop leaves the node's service rules and DNS server running (pods keep their
+  # traffic while no agent runs); the demo is over, so remove them
+  "$DOCKYARD" agent --cleanup --data-dir "$DATA/agent" >/dev/null || true
   rm -f "$STATE/dockyard.pid"
   exit 0
 fi

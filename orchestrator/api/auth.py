@@ -44,6 +44,7 @@ VERBS = READ_VERBS | WRITE_VERBS | {"delete", "deletecollection"}
 # Subresources a node may read: not logs (other tenants' output) nor exec (code execution).
 _NODE_READABLE_SUBRESOURCES = frozenset({"", "status"})
 _EVENT_GROUPS = frozenset({"", "events.k8s.io"})
+NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,9 @@ def _node_allowed(node: str, req: Request) -> bool:
         if verb in ("update", "patch"):
             return sub == "status"
         return verb == "delete" and sub == ""
+    if group == "coordination.k8s.io" and resource == "leases":
+        # its own heartbeat Lease, kube-node-lease/<node>
+        return verb in WRITE_VERBS and req.namespace == NODE_LEASE_NAMESPACE and req.name == node and sub == ""
     if group in _EVENT_GROUPS and resource == "events":
         return verb in WRITE_VERBS and sub == ""
     return False

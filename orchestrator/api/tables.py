@@ -245,6 +245,13 @@ NAMESPACE_COLUMNS = [NAME, Column("Status", description="The status of the names
 # --- config and events -----------------------------------------------------------------------
 
 
+def _lease_cells(lease: Obj, now: datetime) -> list[Any]:
+    return [_name(lease), str((lease.get("spec") or {}).get("holderIdentity") or ""), _age(lease, now)]
+
+
+LEASE_COLUMNS = [NAME, Column("Holder", description="The holder of the lease."), AGE]
+
+
 def _configmap_cells(cm: Obj, now: datetime) -> list[Any]:
     return [_name(cm), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}), _age(cm, now)]
 
@@ -382,6 +389,7 @@ PRINTERS: dict[str, tuple[list[Column], CellsFn]] = {
     "services": (SERVICE_COLUMNS, _service_cells),
     "endpoints": (ENDPOINTS_COLUMNS, _endpoints_cells),
     "horizontalpodautoscalers": (HPA_COLUMNS, _hpa_cells),
+    "leases": (LEASE_COLUMNS, _lease_cells),
 }
 
 

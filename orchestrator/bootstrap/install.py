@@ -23,9 +23,13 @@ Idempotence: `/opt/dockyard/installed.json` records the installed version, wheel
 config hash; a node whose record matches and whose agent runs is reported "unchanged" and
 nothing on it is touched.
 
-`remove_node` undoes all of it: cordon, drain, stop, uninstall (unit or supervisor, venv,
-/etc/dockyard, the agent data directory), remove the node's managed containers, delete the
-Node object.
+Restarting an agent waits for the *new* agent: the Node must be Ready under another
+agent instance id (`orchestrator.objects.nodeinfo`) than before the restart.
+
+`remove_node` undoes all of it: cordon, drain, stop, remove the data plane the agent leaves
+running on purpose (`dockyard agent --cleanup`: service rules, pod routes, the DNS server),
+uninstall (unit or supervisor, venv, /etc/dockyard, the agent data directory), remove the
+node's managed containers, delete the Node object.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import Any
 from ..client import Client
 from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..objects.nodeinfo import agent_instance
 from . import BootstrapError
 from .inventory import Inventory, NodeSpec
 from .ssh import SSHConnection, SSHTarget
@@ -448,8 +453,15 @@ class NodeHost:
         )
         self.conn.check(script, timeout=60)
 
+    def remove_data_plane(self) -> None:
+        """Remove the node's service rules, pod routes and DNS server (`dockyard agent
+        --cleanup`); an agent's own stop leaves them in place on purpose."""
+        self.conn.run(f"test -x {VENV}/bin/dockyard && {VENV}/bin/dockyard agent --cleanup --data-dir {AGENT_DATA}",
+                      timeout=120)
+
     def uninstall(self) -> list[str]:
         self.stop()
+        self.remove_data_plane()
         script = (
             "if [ -d /run/systemd/system ] && [ -f " + UNIT_PATH + " ]; then "
             "systemctl disable dockyard-agent >/dev/null 2>&1; rm -f " + UNIT_PATH + "; systemctl daemon-reload; fi; "
@@ -462,7 +474,7 @@ class NodeHost:
             f"[ -d {AGENT_DATA} ] && ! mountpoint -q {AGENT_DATA} && rmdir {AGENT_DATA} 2>/dev/null; true"
         )
         self.conn.check(script, timeout=120)
-        return ["service", "venv", "/etc/dockyard", AGENT_DATA, "containers"]
+        return ["service", "data plane", "venv", "/etc/dockyard", AGENT_DATA, "containers"]
 
     def leftovers(self) -> list[str]:
         """What of an installation is still on the node (empty after a clean removal)."""
@@ -470,7 +482,7 @@ class NodeHost:
             f"test -e {VENV} && echo venv; test -e {UNIT_PATH} && echo unit; test -e {SUPERVISOR} && echo supervisor; "
             "test -e /etc/dockyard/agent.env && echo config; "
             "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
-            "case \"$c\" in *'dockyard agent'*|*supervise.sh*) echo process:${p#/proc/};; esac; done; "
+            "case \"$c\" in *'dockyard agent'*|*supervise.sh*|*agent.dnsserver*) echo process:${p#/proc/};; esac; done; "
             f"n=$(docker ps -aq --filter label={MANAGED_LABEL} 2>/dev/null | wc -l); [ \"$n\" != 0 ] && echo containers:$n; true"
         )
         _, out, _ = self.conn.run(script, timeout=60)
@@ -539,15 +551,28 @@ def node_ready(node: dict[str, Any], since: float = 0.0) -> bool:
     return False
 
 
-def wait_node_ready(client: Client, name: str, timeout: float = 120.0) -> dict[str, Any]:
+def current_instance(client: Client, name: str) -> str | None:
+    """The agent instance id the Node shows now (None: no Node, or an agent without one)."""
+    try:
+        return agent_instance(client.get(NODE, name))
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        return None
+
+
+def wait_node_ready(client: Client, name: str, timeout: float = 120.0,
+                    replaced_instance: str | None = None) -> dict[str, Any]:
+    """Wait until the Node is Ready; with `replaced_instance`, Ready under another agent
+    instance (the agent that was just started, not the one it replaced)."""
     deadline = time.monotonic() + timeout
     last = "not registered yet"
     while time.monotonic() < deadline:
         try:
             node = client.get(NODE, name)
-            if node_ready(node):
+            if node_ready(node) and (replaced_instance is None or agent_instance(node) != replaced_instance):
                 return node
-            last = "registered, not Ready"
+            last = "registered, not Ready" if not node_ready(node) else "the new agent has not registered yet"
         except ApiError as e:
             last = e.message if e.code != 404 else "not registered yet"
         time.sleep(0.5)
@@ -690,14 +715,16 @@ class Bootstrapper:
             host.install_service(systemd)
             res.changes.append("config")
         running = host.running(systemd)
+        replaced: str | None = None
         if res.changes or not running:
+            replaced = current_instance(client, node.name) if running else None
             self.progress(f"{node.name}: starting the agent ({res.service})")
             host.start(systemd)
             if not res.changes:
                 res.changes.append("restarted")
         host.write_file(INSTALLED, json.dumps({"version": wh.version, "digest": wh.digest, "config": chash}))
         self.progress(f"{node.name}: waiting for the node to be Ready")
-        wait_node_ready(client, node.name, self.opts.ready_timeout)
+        wait_node_ready(client, node.name, self.opts.ready_timeout, replaced_instance=replaced)
         if apply_node_metadata(client, node):
             res.changes.append("labels/taints")
         res.action = "installed" if fresh else ("updated" if res.changes else "unchanged")

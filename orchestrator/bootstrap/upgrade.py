@@ -10,9 +10,13 @@
   a workload below its budget; it waits for replacements to become Ready instead.
   `drain` returns once the node's pods are gone (the agent finished them) or fails at the
   timeout.
-* `rolling_upgrade` upgrades the agents one node at a time: cordon, drain, reinstall the
-  new wheelhouse, restart, wait Ready, uncordon. It stops at the first failure and leaves
-  that node cordoned, so the user sees which node needs attention.
+* `rolling_upgrade` upgrades the agents one node at a time. A node whose running agent has
+  the same pod runtime revision as the new one (`orchestrator.objects.nodeinfo`) is upgraded
+  in place: the new agent is installed and started, adopts the pods as they are and the
+  data plane the old one left running, and nothing is drained, so every Service keeps its
+  full capacity. Any other node is cordoned and drained first (evictions within
+  `max_unavailable`), upgraded, and uncordoned once Ready. It stops at the first failure
+  and leaves that node cordoned, so the user sees which node needs attention.
 """
 
 from __future__ import annotations
@@ -190,13 +194,22 @@ def rolling_upgrade(
     max_unavailable: int = 1,
     drain_timeout: float = 300.0,
     progress: Progress | None = None,
+    in_place: Callable[[str], bool] = lambda name: False,
 ) -> list[UpgradeStep]:
-    """Upgrade nodes one at a time; stops at the first failure (that node stays cordoned)."""
+    """Upgrade nodes one at a time; stops at the first failure (that node stays cordoned).
+    `in_place(name)` says whether the node's pods survive the new agent unchanged."""
     say = progress or (lambda msg: None)
     steps: list[UpgradeStep] = []
     for name in names:
         t0 = time.monotonic()
         try:
+            if in_place(name):
+                say(f"{name}: upgrading the agent in place (its pods need no change)")
+                upgrade_one(name)
+                wait_ready(name)
+                steps.append(UpgradeStep(name, True, "upgraded in place", time.monotonic() - t0))
+                say(f"{name}: upgraded")
+                continue
             say(f"{name}: cordon and drain")
             drain(client, name, ignore_daemonsets=True, timeout=drain_timeout, max_unavailable=max_unavailable,
                   progress=say)

@@ -39,6 +39,14 @@ def _fleet_options(p: argparse.ArgumentParser, needs_file: bool = True) -> None:
     p.add_argument("-o", "--output", choices=["json"], default=None, help="print a JSON summary")
 
 
+def _upgrade_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--max-unavailable", type=int, default=1, metavar="N",
+                   help="pods of one Deployment that may be unavailable during drains (default 1)")
+    c.add_argument("--drain", action="store_true",
+                   help="drain every node before its upgrade, even when the new agent would keep its pods as "
+                        "they are")
+
+
 def register(sub: Any) -> None:
     from .main import _global_options
 
@@ -55,7 +63,7 @@ def register(sub: Any) -> None:
     _fleet_options(c)
     c = add(cs, "upgrade", cmd_node_upgrade, "roll the agent upgrade over every node of the inventory")
     _fleet_options(c)
-    c.add_argument("--max-unavailable", type=int, default=1, metavar="N")
+    _upgrade_options(c)
     c.set_defaults(names=[])
 
     p = sub.add_parser("node", parents=common, help="add, remove or upgrade nodes of the inventory")
@@ -66,11 +74,12 @@ def register(sub: Any) -> None:
     c = add(ns, "remove", cmd_node_remove, "drain, uninstall and delete nodes")
     c.add_argument("names", nargs="+", metavar="NAME")
     _fleet_options(c)
-    c = add(ns, "upgrade", cmd_node_upgrade, "upgrade the agent node by node (cordon, drain, upgrade, uncordon)")
+    c = add(ns, "upgrade", cmd_node_upgrade,
+            "upgrade the agent node by node: in place when the pods need no change, else cordon, drain, "
+            "upgrade, uncordon")
     c.add_argument("names", nargs="*", metavar="NAME", help="nodes to upgrade (default all of the inventory)")
     _fleet_options(c)
-    c.add_argument("--max-unavailable", type=int, default=1, metavar="N",
-                   help="pods of one Deployment that may be unavailable during drains (default 1)")
+    _upgrade_options(c)
 
     c = add(sub, "cordon", cmd_cordon, "mark nodes unschedulable")
     c.add_argument("names", nargs="+", metavar="NODE")
@@ -190,8 +199,9 @@ def cmd_node_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_node_upgrade(args: argparse.Namespace) -> int:
-    from ..bootstrap.install import wait_node_ready
+    from ..bootstrap.install import NODE, wait_node_ready
     from ..bootstrap.upgrade import rolling_upgrade
+    from ..objects.nodeinfo import keeps_pods
 
     def go() -> int:
         progress = _Progress()
@@ -212,9 +222,12 @@ def cmd_node_upgrade(args: argparse.Namespace) -> int:
                 raise BootstrapError("; ".join(results[0].problems))
 
         with b.client() as client:
+            def in_place(name: str) -> bool:
+                return not args.drain and keeps_pods(client.get(NODE, name))
+
             steps = rolling_upgrade(
                 client, names, upgrade_one, lambda n: wait_node_ready(client, n, b.opts.ready_timeout),
-                max_unavailable=args.max_unavailable, progress=progress,
+                max_unavailable=args.max_unavailable, progress=progress, in_place=in_place,
             )
         rows = [{"name": s.node, "result": "ok" if s.ok else "failed", "seconds": f"{s.seconds:.1f}",
                  "message": s.message} for s in steps]

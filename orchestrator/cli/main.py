@@ -33,7 +33,8 @@ DEFAULT_AGENT_DATA_DIR = "/var/lib/dockyard-agent"
 DEFAULT_LISTEN = "0.0.0.0:6443"
 DEFAULT_BACKOFF_BASE = 10.0
 DEFAULT_BACKOFF_CAP = 300.0
-DEFAULT_HEARTBEAT = 5.0
+DEFAULT_HEARTBEAT = 2.0
+DEFAULT_NODE_STATUS_PERIOD = 60.0
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -108,9 +109,10 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                    help="how often autoscalers are evaluated (default 15s)")
     p.add_argument("--service-cidr", metavar="CIDR", help="range Service cluster IPs come from (default 10.43.0.0/16)")
     p.add_argument("--node-grace", type=seconds, metavar="S",
-                   help="how long a node may miss heartbeats before it is NotReady (default 20s)")
+                   help="how long a node's Lease may go unrenewed before the node is NotReady and its pods "
+                        "leave their Services (default 8s)")
     p.add_argument("--eviction-timeout", type=seconds, metavar="S",
-                   help="how long pods stay on an unreachable node before they are evicted (default 10s)")
+                   help="how long pods stay on an unreachable node before they are evicted (default 5s)")
 
 
 def _port_options(p: argparse.ArgumentParser) -> None:
@@ -127,7 +129,13 @@ def _backoff_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backoff-cap", type=seconds, default=DEFAULT_BACKOFF_CAP, metavar="S",
                    help=f"longest container restart delay (default {DEFAULT_BACKOFF_CAP:g}s)")
     p.add_argument("--heartbeat", type=seconds, default=DEFAULT_HEARTBEAT, metavar="S",
-                   help=f"node heartbeat period (default {DEFAULT_HEARTBEAT:g}s)")
+                   help=f"how often the agent renews its node Lease (default {DEFAULT_HEARTBEAT:g}s)")
+    p.add_argument("--node-status-period", type=seconds, default=DEFAULT_NODE_STATUS_PERIOD, metavar="S",
+                   help=f"how often the full Node status is posted (default {DEFAULT_NODE_STATUS_PERIOD:g}s; "
+                        "at once when the container runtime's health changes)")
+    p.add_argument("--cleanup-on-exit", action="store_true",
+                   help="remove this node's service rules, pod routes and cluster DNS when the agent exits "
+                        "(default: they stay, so pods keep their traffic while no agent runs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(p)
 
     p = add("agent", "agent.main:main_agent", "run a node agent that joins a master")
-    p.add_argument("--server", required=True, metavar="URL", help="master URL, e.g. https://10.0.0.1:6443")
+    p.add_argument("--server", metavar="URL", help="master URL, e.g. https://10.0.0.1:6443 (required unless --cleanup)")
     p.add_argument("--token", metavar="T",
                    help="node join token printed by the master (default $DOCKYARD_TOKEN, which keeps it out of "
                         "the process list)")
@@ -168,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docker-url", metavar="URL", default=None,
                    help="Docker engine URL (default: from the environment)")
     p.add_argument("--pod-network", metavar="NAME", help="Docker network for this node's pods")
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove this node's service rules, pod routes and cluster DNS server, then exit "
+                        "(pods are left alone; needs no master)")
     _backoff_options(p)
 
     # objects
@@ -301,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args = finish_args(args)
-    if args.command == "agent" and not args.token:
+    if args.command == "agent" and not args.cleanup and not args.server:
+        print("dockyard agent: error: the master is required: --server URL", file=sys.stderr)
+        return 2
+    if args.command == "agent" and not args.cleanup and not args.token:
         args.token = os.environ.get("DOCKYARD_TOKEN") or None
         if not args.token:
             print("dockyard agent: error: a join token is required: --token T or $DOCKYARD_TOKEN", file=sys.stderr)

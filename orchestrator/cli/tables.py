@@ -376,6 +376,10 @@ def _ep_row(ep: Obj, now: datetime) -> list[str]:
     return [_name(ep), endpoints_text(ep), _created(ep, now)]
 
 
+def _lease_row(lease: Obj, now: datetime) -> list[str]:
+    return [_name(lease), str((lease.get("spec") or {}).get("holderIdentity") or ""), _created(lease, now)]
+
+
 def _generic_row(obj: Obj, now: datetime) -> list[str]:
     return [_name(obj), _created(obj, now)]
 
@@ -458,6 +462,7 @@ _TABLES: dict[str, tuple[list[str], RowFn, list[str], RowFn]] = {
     "horizontalpodautoscalers": (
         ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], _hpa_row, [], _hpa_row,
     ),
+    "leases": (["NAME", "HOLDER", "AGE"], _lease_row, [], _lease_row),
 }
 _GENERIC: tuple[list[str], RowFn, list[str], RowFn] = (["NAME", "AGE"], _generic_row, [], _generic_row)
 

@@ -1,21 +1,30 @@
-"""Node lifecycle: pod CIDR allocation, heartbeat timeouts, NoExecute taints and eviction.
+"""Node lifecycle: pod CIDR allocation, liveness from Leases, pods out of Services at
+detection, NoExecute taints and eviction.
 
 * Every new Node gets `spec.podCIDR` (and `podCIDRs`), the lowest free /24 of the cluster
   pod network (default 10.42.0.0/16), assigned as the Node is created so that two nodes
   can never get the same range.
-* A Node whose agent has not renewed its Ready heartbeat for `grace` seconds (default 20 s)
-  gets Ready=Unknown. "Renewed" is judged on the master's clock, as Kubernetes' probe
-  timestamps are: the controller notes when it *saw* `lastHeartbeatTime` change
-  (`observe_heartbeat`) and never compares the agent's own timestamp with its clock, so an
-  agent whose clock is off by more than the grace is not declared dead. After a master
-  restart every node gets a full grace from the first observation. A Node in that state
-  gets (reason NodeStatusUnknown), so the scheduler stops placing pods on it,
-  and the taint `node.kubernetes.io/unreachable:NoExecute`. A Node whose agent reports
-  Ready=False (its container runtime is down) gets `node.kubernetes.io/not-ready:NoExecute`.
-  When the heartbeat comes back with Ready=True both taints are removed.
+* Liveness: every agent renews its Lease `kube-node-lease/<node>` every few seconds (a
+  small write) and posts its full Node status much less often. A Node whose agent has
+  renewed neither the Lease nor its Ready heartbeat for `grace` seconds (default 8 s) gets
+  Ready=Unknown (reason NodeStatusUnknown), so the scheduler stops placing pods on it,
+  and the taint `node.kubernetes.io/unreachable:NoExecute`. "Renewed" is judged on the
+  master's clock, as Kubernetes' probe timestamps are: the controller notes when it *saw*
+  the Lease's `renewTime` or the heartbeat's `lastHeartbeatTime` change
+  (`observe_heartbeat`) and never compares the agent's own timestamps with its clock, so
+  an agent whose clock is off is not declared dead. After a master restart every node gets
+  a full grace from the first observation. A Node whose agent reports Ready=False (its
+  container runtime is down) gets `node.kubernetes.io/not-ready:NoExecute`. When the
+  agent reports Ready=True again both taints are removed.
+* Pods out of Services at detection: as Kubernetes' node lifecycle controller does
+  (`MarkPodsNotReady`), the pods of a node that is not Ready get their Ready condition set
+  to False at once (an Event `NodeNotReady`, "Node is not ready", on each), so the
+  Endpoints controller drops them at detection rather than at eviction. A node whose
+  agent is back (fresh Lease) but has not posted Ready yet is left alone, so the agent's
+  own pod status is not fought over.
 * Pods bound to a node with a NoExecute taint are evicted once their toleration runs out:
   a pod that does not tolerate the taint at all gets the cluster-wide default toleration
-  (`eviction_timeout`, default 10 s) for the not-ready/unreachable taints (what Kubernetes'
+  (`eviction_timeout`, default 5 s) for the not-ready/unreachable taints (what Kubernetes'
   DefaultTolerationSeconds admission adds, with 300 s there) and is evicted at once for any
   other NoExecute taint; a toleration with `tolerationSeconds` is honoured from the taint's
   `timeAdded`; a toleration without it keeps the pod forever. Eviction deletes the pod with
@@ -24,9 +33,10 @@
   the node returns, its agent removes the containers of pods it no longer knows (orphans).
 * A deleted Node's password record (`orchestrator.api.nodepasswords`) is deleted with it.
 
-The decisions are pure functions of the Node, its pods and an injected clock
-(`compute_node_health`, `compute_taints`, `compute_evictions`), so they are unit-tested
-table-driven; `NodeLifecycleController.sync` only reads, calls them and writes.
+The decisions are pure functions of the Node, its Lease, its pods and an injected clock
+(`observe_heartbeat`, `compute_node_health`, `compute_pods_not_ready`, `compute_taints`,
+`compute_evictions`), so they are unit-tested table-driven; `NodeLifecycleController.sync`
+only reads, calls them and writes.
 """
 
 from __future__ import annotations
@@ -52,12 +62,14 @@ log = logging.getLogger("dockyard.controllers.nodes")
 
 NODE = by_kind("v1", "Node")
 POD = by_kind("v1", "Pod")
+LEASE = by_kind("coordination.k8s.io/v1", "Lease")
+LEASE_NAMESPACE = "kube-node-lease"
 
 TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 HEALTH_TAINTS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
-DEFAULT_NODE_GRACE = 20.0
-DEFAULT_EVICTION_TIMEOUT = 10.0
+DEFAULT_NODE_GRACE = 8.0
+DEFAULT_EVICTION_TIMEOUT = 5.0
 
 
 def allocate_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> str:
@@ -121,6 +133,7 @@ class NodeHealth:
     ready: str  # "True" | "False" | "Unknown" after this decision
     mark_unknown: bool  # the Ready condition must be rewritten to Unknown now
     taint: str | None  # the health taint key the node should carry, or None
+    pods_not_ready: bool = False  # the node's pods must not be Ready (out of their Services)
 
 
 def _ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
@@ -130,42 +143,88 @@ def _ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def lease_renew_time(lease: dict[str, Any] | None) -> str | None:
+    return ((lease or {}).get("spec") or {}).get("renewTime")
+
+
 @dataclass(frozen=True)
 class Heartbeat:
-    """The last heartbeat value seen on a Node and when (master clock) it was first seen."""
+    """The last heartbeat values seen for a Node (its Ready `lastHeartbeatTime` and its
+    Lease's `renewTime`) and when (master clock) either was last seen changing."""
 
     value: str | None
     seen_at: datetime
+    renew: str | None = None
 
 
-def observe_heartbeat(prev: Heartbeat | None, node: dict[str, Any], now: datetime) -> Heartbeat:
-    """A changed (or first seen) `lastHeartbeatTime` counts as a heartbeat received `now`."""
+def observe_heartbeat(prev: Heartbeat | None, node: dict[str, Any], now: datetime,
+                      lease: dict[str, Any] | None = None) -> Heartbeat:
+    """A changed (or first seen) `lastHeartbeatTime` or Lease `renewTime` counts as a
+    heartbeat received `now`."""
     cond = _ready_condition(node)
     value = cond.get("lastHeartbeatTime") if cond is not None else None
-    if prev is not None and prev.value == value:
+    renew = lease_renew_time(lease)
+    if prev is not None and prev.value == value and prev.renew == renew:
         return prev
-    return Heartbeat(value, now)
+    return Heartbeat(value, now, renew)
+
+
+def _latest(*stamps: str | None) -> datetime | None:
+    times = []
+    for s in stamps:
+        if s:
+            try:
+                times.append(parse_time(s))
+            except ValueError:
+                continue
+    return max(times) if times else None
 
 
 def compute_node_health(node: dict[str, Any], now: datetime, grace: timedelta,
-                        heartbeat: Heartbeat | None = None) -> NodeHealth:
-    """Health of `node` at `now`; `heartbeat` says when its last heartbeat arrived (absent:
-    the heartbeat's own timestamp is trusted)."""
+                        heartbeat: Heartbeat | None = None, lease: dict[str, Any] | None = None) -> NodeHealth:
+    """Health of `node` at `now`; `heartbeat` says when its last heartbeat (status or Lease)
+    arrived (absent: the newest of the agent's own timestamps is trusted)."""
     cond = _ready_condition(node)
     if cond is None:
         # Registered but never reported: not schedulable, but nothing to evict from yet.
         return NodeHealth("Unknown", False, None)
     status = cond.get("status") or "Unknown"
     beat = cond.get("lastHeartbeatTime")
-    arrived = heartbeat.seen_at if heartbeat is not None else (parse_time(beat) if beat is not None else None)
-    stale = beat is not None and arrived is not None and now - arrived > grace
+    if heartbeat is not None:
+        arrived: datetime | None = heartbeat.seen_at
+    else:
+        arrived = _latest(beat, lease_renew_time(lease))
+    stale = arrived is not None and now - arrived > grace
     if status == "Unknown":
-        return NodeHealth("Unknown", False, TAINT_UNREACHABLE)
+        # marked earlier; a fresh Lease means the agent is back and about to post Ready
+        return NodeHealth("Unknown", False, TAINT_UNREACHABLE, pods_not_ready=stale or arrived is None)
     if stale:
-        return NodeHealth("Unknown", True, TAINT_UNREACHABLE)
+        return NodeHealth("Unknown", True, TAINT_UNREACHABLE, pods_not_ready=True)
     if status == "False":
-        return NodeHealth("False", False, TAINT_NOT_READY)
+        return NodeHealth("False", False, TAINT_NOT_READY, pods_not_ready=True)
     return NodeHealth("True", False, None)
+
+
+def pod_is_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def compute_pods_not_ready(pods: Iterable[dict[str, Any]], health: NodeHealth, node_name: str) -> list[dict[str, Any]]:
+    """The pods of `node_name` whose Ready condition must be set to False now (a copy each,
+    ready to write through /status), as Kubernetes' MarkPodsNotReady does."""
+    if not health.pods_not_ready:
+        return []
+    out = []
+    for pod in pods:
+        if (pod.get("spec") or {}).get("nodeName") != node_name or not pod_is_ready(pod):
+            continue
+        new = copy.deepcopy(pod)
+        for cond in new["status"]["conditions"]:
+            if cond.get("type") == "Ready":
+                cond["status"] = "False"
+        out.append(new)
+    return out
 
 
 def compute_taints(taints: list[dict[str, Any]], want: str | None, now: datetime) -> list[dict[str, Any]] | None:
@@ -282,9 +341,10 @@ class NodeLifecycleController(Controller):
                 log.info("node %s deleted; its node password record is removed, the name may be reused", key)
             return
         now = self.registry.clock()
-        beat = observe_heartbeat(self._heartbeats.get(key), node, now)
+        lease = self.registry.try_get(LEASE, LEASE_NAMESPACE, key)
+        beat = observe_heartbeat(self._heartbeats.get(key), node, now, lease)
         self._heartbeats[key] = beat
-        health = compute_node_health(node, now, self.grace, beat)
+        health = compute_node_health(node, now, self.grace, beat, lease)
         if health.mark_unknown:
             node = copy.deepcopy(node)
             cond = _ready_condition(node)
@@ -306,9 +366,11 @@ class NodeLifecycleController(Controller):
                 self.events.record(node, "Normal", "NodeReady", f"Node {key} is Ready again; taints removed")
             else:
                 self.events.record(node, "Warning", "NodeTainted", f"Node {key} tainted {health.taint}:NoExecute")
-        if not any(t.get("effect") == "NoExecute" for t in taints):
+        if not health.pods_not_ready and not any(t.get("effect") == "NoExecute" for t in taints):
             return
         pods = [p for p in self.registry.items(POD) if (p.get("spec") or {}).get("nodeName") == key]
+        for pod in compute_pods_not_ready(pods, health, key):
+            self._mark_not_ready(pod, now)
         plan = compute_evictions(pods, taints, now, self.eviction_timeout)
         for pod in plan.evict:
             meta = pod["metadata"]
@@ -322,3 +384,17 @@ class NodeLifecycleController(Controller):
             log.info("evicted pod %s/%s from node %s", meta.get("namespace"), meta["name"], key)
             self.events.record(pod, "Normal", "TaintManagerEviction",
                                f"Marking for deletion Pod {meta.get('namespace')}/{meta['name']}")
+
+    def _mark_not_ready(self, pod: dict[str, Any], now: datetime) -> None:
+        meta = pod["metadata"]
+        for cond in pod["status"]["conditions"]:
+            if cond.get("type") == "Ready":
+                cond["lastTransitionTime"] = rfc3339(now)
+        try:
+            self.registry.update(POD, meta.get("namespace"), meta["name"], pod, "status")
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+            return  # gone, or changed meanwhile: the next sync looks again
+        log.info("pod %s/%s on a node that is not ready: Ready=False", meta.get("namespace"), meta["name"])
+        self.events.record(pod, "Warning", "NodeNotReady", "Node is not ready")

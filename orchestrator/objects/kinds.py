@@ -67,6 +67,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     Kind("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",)),
+    Kind("coordination.k8s.io", "v1", "Lease", "leases", True),
 )
 
 _BY_RESOURCE = {(k.group, k.version, k.resource): k for k in KINDS}

@@ -559,6 +559,15 @@ ENDPOINT_PORT = struct(name=STRING, port=INTEGER, protocol=STRING, appProtocol=S
 ENDPOINT_SUBSET = struct(
     addresses=ListOf(ENDPOINT_ADDRESS), notReadyAddresses=ListOf(ENDPOINT_ADDRESS), ports=ListOf(ENDPOINT_PORT)
 )
+LEASE_SPEC = struct(
+    holderIdentity=STRING,
+    leaseDurationSeconds=INTEGER,
+    acquireTime=STRING,
+    renewTime=STRING,
+    leaseTransitions=INTEGER,
+    strategy=STRING,
+    preferredHolder=STRING,
+)
 
 
 # --- whole objects ----------------------------------------------------------------------------
@@ -595,6 +604,7 @@ KIND_SCHEMAS: dict[str, Struct] = {
     "HorizontalPodAutoscaler": _TOP.extend(spec=HPA_SPEC, status=HPA_STATUS),
     "Service": _TOP.extend(spec=SERVICE_SPEC, status=SERVICE_STATUS),
     "Endpoints": _TOP.extend(subsets=ListOf(ENDPOINT_SUBSET)),
+    "Lease": _TOP.extend(spec=LEASE_SPEC),
 }
 
 

@@ -1117,6 +1117,26 @@ def _validate_config_map(obj: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
+_MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _validate_lease(obj: dict[str, Any]) -> list[FieldError]:
+    """coordination.k8s.io/v1 Lease: positive duration, non-negative transitions, RFC 3339 times."""
+    spec = _dict(obj.get("spec"))
+    errs: list[FieldError] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        errs.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        errs.append(invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0"))
+    for key in ("acquireTime", "renewTime"):
+        value = spec.get(key)
+        if value is not None and not _MICRO_TIME.match(str(value)):
+            errs.append(invalid(f"spec.{key}", value, "must be an RFC 3339 time, e.g. 2006-01-02T15:04:05.000000Z"))
+    return errs
+
+
 _SECRET_REQUIRED_KEYS = {
     "kubernetes.io/tls": ("tls.crt", "tls.key"),
     "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
@@ -1497,6 +1517,7 @@ _VALIDATORS: dict[str, Callable[[dict[str, Any]], list[FieldError]]] = {
     "Node": _validate_node,
     "Namespace": _validate_namespace,
     "HorizontalPodAutoscaler": _validate_hpa,
+    "Lease": _validate_lease,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]] = {

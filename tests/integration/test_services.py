@@ -3,17 +3,20 @@
 A Deployment of three busybox httpd pods, each serving its own hostname, sits behind a
 ClusterIP Service, a headless Service and a NodePort Service. A client pod fetches
 `http://web.default.svc.cluster.local/` and `http://web/` through the node's DNS and the
-agent's iptables rules, and over repeated requests sees every backend. Flipping one pod's
+agent's iptables rules, and over repeated requests sees every backend; the NodePort Service
+answers on the node's address and on 127.0.0.1 from the node itself. Flipping one pod's
 readiness file makes its probe fail: it leaves the Endpoints within a probe period and
 gets no more requests. All traffic stays on this host (the cluster's own bridge, pods
-and service IPs). At the end the agent's shutdown must have removed its chains; a
-finalizer removes anything left either way.
+and service IPs). At the end, with master and agent stopped, the pods still reach the
+Service by name (the agent's stop leaves the data plane in place), and `dockyard agent
+--cleanup` removes the chains and the DNS server.
 """
 
 from __future__ import annotations
 
 import collections
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +26,7 @@ import pytest
 from agent.dns import addresses, query
 from agent.serviceproxy import chain_prefix, parse_chains
 from orchestrator.objects.kinds import resolve
-from tests.support.cluster import Cluster, running, wait_for
+from tests.support.cluster import ROOT, Cluster, running, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -202,6 +205,37 @@ def test_node_port_on_node_ip(cluster: Cluster, app: dict) -> None:
     assert body in app["pods"]
 
 
+def _get_local(url: str, attempts: int, timeout: float = 3.0, interval: float = 0.5) -> str:
+    """GET `url` from this process, at most `attempts` times, each bounded by `timeout`."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return r.read().decode().strip()
+        except OSError as e:
+            last = e
+            time.sleep(interval)
+    raise AssertionError(f"{url} did not answer in {attempts} attempts (last: {last!r})")
+
+
+def test_node_port_on_localhost(cluster: Cluster, app: dict) -> None:
+    # 127.0.0.1 → DNAT to a pod on the bridge: the reply can only come back if the request
+    # left loopback (route_localnet) and was masqueraded to the bridge address
+    port = app["nodeport"]["spec"]["ports"][0]["nodePort"]
+    url = f"http://127.0.0.1:{port}/"
+    assert _get_local(url, attempts=20) in app["pods"]
+    answers = [_get_local(url, attempts=1) for _ in range(12)]
+    assert set(answers) <= app["pods"], collections.Counter(answers)
+    with open("/proc/sys/net/ipv4/conf/all/route_localnet") as f:
+        assert f.read().strip() == "1"
+    # and the guard against outside packets to 127.0.0.0/8 is in place (CVE-2020-8558)
+    prefix = chain_prefix(f"dy-{cluster.node_name}")
+    flt = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, check=True).stdout
+    assert any(line.startswith("-A INPUT ") and line.endswith(f"-j {prefix}-FIREWALL") for line in flt.splitlines())
+    guard = [line for line in flt.splitlines() if line.startswith(f"-A {prefix}-FIREWALL ")]
+    assert len(guard) == 1 and "! -s 127.0.0.0/8 -d 127.0.0.0/8" in guard[0] and guard[0].endswith("-j DROP")
+
+
 def test_unready_pod_leaves_endpoints_and_gets_no_traffic(cluster: Cluster, app: dict) -> None:
     victim = sorted(app["pods"])[0]
     _sh(_container(cluster, victim), "rm /www/ready")
@@ -223,13 +257,24 @@ def test_unready_pod_leaves_endpoints_and_gets_no_traffic(cluster: Cluster, app:
     wait_for(lambda: victim in _endpoints(cluster, "web")[0], 10, what=f"{victim} to be ready again")
 
 
-def test_agent_shutdown_removes_chains(cluster: Cluster, app: dict) -> None:
+def test_agent_stop_leaves_the_data_plane_and_cleanup_removes_it(cluster: Cluster, app: dict) -> None:
     prefix = chain_prefix(f"dy-{cluster.node_name}")
     nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
     assert f"{prefix}-SERVICES" in parse_chains(nat)
-    cluster.stop()
+    client = _container(cluster, "client")
+    cluster.stop()  # master and agent gone: the pods, their Service rules and DNS stay
+    answers = _fetch_many(client, "http://web.default.svc.cluster.local/", 12)
+    assert len(answers) == 12 and set(answers) <= app["pods"], answers
+    assert addresses(query(_gateway(cluster), "web.default.svc.cluster.local"))
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "agent", "--cleanup", "--data-dir", str(cluster.data_dir / "agent"),
+         "--pod-network", f"dy-{cluster.node_name}"],
+        capture_output=True, text=True, env=cluster.env(), cwd=str(ROOT), timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "service and pod network rules" in r.stdout and "cluster DNS server" in r.stdout, r.stdout
     for table in ("nat", "filter"):
         out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=True).stdout
         assert not [c for c in parse_chains(out) if c.startswith(prefix + "-")], out
         assert f"-j {prefix}-" not in out
-
+    with pytest.raises(Exception):  # noqa: B017 - no answer at all: timeout or refused
+        query(_gateway(cluster), "web.default.svc.cluster.local", timeout=1.0)

@@ -151,18 +151,14 @@ class Cluster:
             timeout=timeout,
         )
 
-    def remove_containers(self) -> None:
-        """Remove every container, network and iptables chain this cluster's node created."""
-        from agent.network import NetChains
-        from agent.serviceproxy import Chains, Iptables, IptablesError, chain_prefix, remove_rules
+    def remove_containers(self, agent_data_dir: Path | None = None) -> None:
+        """Remove every container, network, iptables chain and the DNS server this cluster's
+        node created (an agent's stop leaves its data plane in place on purpose);
+        `agent_data_dir` is that of a separately run agent (default: `up`'s own)."""
+        from agent.dataplane import teardown
 
-        prefix = chain_prefix(f"dy-{self.node_name}")
-        try:
-            ipt = Iptables()
-            remove_rules(ipt, Chains(prefix))
-            remove_rules(ipt, NetChains(prefix))
-        except (IptablesError, OSError):
-            pass  # the agent's own shutdown normally removed them already
+        # the host's other routes are not this single-node cluster's: leave them
+        teardown(agent_data_dir or self.data_dir / "agent", f"dy-{self.node_name}", routes=False)
         out = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=dockyard.io/node={self.node_name}"],
             capture_output=True, text=True, check=False,

@@ -61,7 +61,8 @@ def test_up_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     a = parse(["up"])
     assert a.data_dir == "/var/lib/dockyard" and a.listen == "0.0.0.0:6443"
     assert a.write_kubeconfig == str(tmp_path / "cfg") and a.no_agent is False and a.node_name is None
-    assert (a.backoff_base, a.backoff_cap, a.heartbeat) == (10.0, 300.0, 5.0)
+    assert (a.backoff_base, a.backoff_cap, a.heartbeat) == (10.0, 300.0, 2.0)
+    assert a.node_status_period == 60.0 and a.cleanup_on_exit is False
     b = parse(["up", "--listen", "127.0.0.1:7443", "--no-agent", "--heartbeat", "1s", "--write-kubeconfig", "k"])
     assert (b.listen, b.no_agent, b.heartbeat, b.write_kubeconfig) == ("127.0.0.1:7443", True, 1.0, "k")
     m = parse(["master", "--listen", "[::1]:6443", "--advertise-address", "10.0.0.1"])
@@ -72,7 +73,8 @@ def test_agent_options() -> None:
     a = parse(["agent", "--server", "https://m:6443", "--token", "K10abc::node:x"])
     assert (a.server, a.token, a.name, a.node_ip) == ("https://m:6443", "K10abc::node:x", None, None)
     assert a.data_dir == "/var/lib/dockyard-agent" and a.docker_url is None
-    assert (a.backoff_base, a.backoff_cap, a.heartbeat) == (10.0, 300.0, 5.0)
+    assert (a.backoff_base, a.backoff_cap, a.heartbeat) == (10.0, 300.0, 2.0)
+    assert a.node_status_period == 60.0 and a.cleanup_on_exit is False
 
 
 def test_delegation_imports_lazily_and_returns_the_code(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,10 @@ from orchestrator.controllers.nodes import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
     Heartbeat,
+    NodeHealth,
     compute_evictions,
     compute_node_health,
+    compute_pods_not_ready,
     compute_taints,
     observe_heartbeat,
     pod_cidr_conflict,
@@ -172,3 +174,113 @@ def test_orphaned_node_password_records() -> None:
 
     records = [rec("live", 60), rec("gone", 60), rec("joining", 1), rec("user-made", 60, labelled=False)]
     assert npw.orphaned(records, {"live"}, at(0)) == ["gone"]
+
+
+# -- Leases: heartbeat/Lease ages -> conditions -> pod readiness -> taints -> evictions ---------
+
+LEASE_GRACE = timedelta(seconds=8)
+
+
+def lease(renew: float | None) -> dict[str, Any] | None:
+    if renew is None:
+        return None
+    return {"metadata": {"name": "n1", "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": "n1", "renewTime": rfc3339(at(renew))}}
+
+
+def ready_pod(name: str, ready: bool = True, node_name: str = "n1") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": {"nodeName": node_name},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "ContainersReady", "status": "True" if ready else "False"},
+                {"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def timeline(status: str, renewals: list[float], now: float, status_beat: float = -100.0,
+             eviction_timeout: float = 5.0) -> tuple[NodeHealth, list[str], list[str], list[str]]:
+    """Run the controller's decisions over a node whose agent renewed its Lease at
+    `renewals` (master clock; the Lease's own timestamps are those instants) and posted its
+    status long ago, observed once a second until `now`: (health, pods marked not ready,
+    taint keys, evicted pods)."""
+    n = node(status, status_beat)
+    beat = None
+    taints: list[dict[str, Any]] = []
+    health = NodeHealth("True", False, None)
+    pods = [ready_pod("a"), ready_pod("b"), ready_pod("c", ready=False), ready_pod("x", node_name="n2")]
+    marked: list[str] = []
+    evicted: list[str] = []
+    t = min([0.0, *renewals])
+    while t <= now:
+        seen = [r for r in renewals if r <= t]
+        cur = lease(max(seen)) if seen else None
+        beat = observe_heartbeat(beat, n, at(t), cur)
+        health = compute_node_health(n, at(t), LEASE_GRACE, beat, cur)
+        if health.mark_unknown:
+            n["status"]["conditions"][0]["status"] = "Unknown"
+        for p in compute_pods_not_ready(pods, health, "n1"):
+            marked.append(p["metadata"]["name"])
+            pods = [p if q["metadata"]["name"] == p["metadata"]["name"] else q for q in pods]
+        taints = compute_taints(taints, health.taint, at(t)) or taints if health.taint else []
+        plan = compute_evictions([q for q in pods if q["spec"]["nodeName"] == "n1"], taints, at(t), eviction_timeout)
+        for p in plan.evict:
+            evicted.append(p["metadata"]["name"])
+            pods = [q for q in pods if q["metadata"]["name"] != p["metadata"]["name"]]
+        t += 1.0
+    return health, marked, [tk["key"] for tk in taints], evicted
+
+
+RENEWED_TO_10 = [float(i) for i in range(0, 11, 2)]  # every 2 s until 10 s, then silence
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "renewals", "now", "ready", "marked", "taints", "evicted"),
+    [
+        ("renewing: healthy although the status post is old", "True", [float(i) for i in range(0, 31, 2)], 30,
+         "True", [], [], []),
+        ("silent for less than the grace", "True", RENEWED_TO_10, 18, "True", [], [], []),
+        ("silent past the grace: Unknown, pods out at once, tainted", "True", RENEWED_TO_10, 19,
+         "Unknown", ["a", "b"], [TAINT_UNREACHABLE], []),
+        ("eviction timeout after detection", "True", RENEWED_TO_10, 23, "Unknown", ["a", "b"],
+         [TAINT_UNREACHABLE], []),
+        ("evicted once the default toleration ran out", "True", RENEWED_TO_10, 24, "Unknown", ["a", "b"],
+         [TAINT_UNREACHABLE], ["a", "b", "c"]),
+        ("agent reports its runtime down: not ready, pods out", "False", [float(i) for i in range(0, 11, 2)], 10,
+         "False", ["a", "b"], [TAINT_NOT_READY], ["a", "b", "c"]),
+        ("already Unknown but the Lease is fresh again: pods left to the agent", "Unknown", [0.0, 2.0], 3,
+         "Unknown", [], [TAINT_UNREACHABLE], []),
+        ("Unknown and silent (seen first after a master restart): the toleration runs from the taint",
+         "Unknown", [0.0], 6, "Unknown", [], [TAINT_UNREACHABLE], ["a", "b", "c"]),
+    ],
+)
+def test_lease_timeline(case: str, status: str, renewals: list[float], now: float, ready: str,
+                        marked: list[str], taints: list[str], evicted: list[str]) -> None:
+    health, got_marked, got_taints, got_evicted = timeline(status, renewals, now)
+    assert (health.ready, got_marked, got_taints, sorted(got_evicted)) == (ready, marked, taints, evicted), case
+
+
+def test_lease_renewals_are_judged_on_the_masters_clock() -> None:
+    skewed = lease(-3600)  # the agent's clock is an hour behind
+    beat = observe_heartbeat(None, node("True", -3600), at(0), skewed)
+    assert compute_node_health(node("True", -3600), at(5), LEASE_GRACE, beat, skewed).ready == "True"
+    renewed = lease(-3598)
+    beat = observe_heartbeat(beat, node("True", -3600), at(6), renewed)
+    assert beat.seen_at == at(6)
+    assert compute_node_health(node("True", -3600), at(13), LEASE_GRACE, beat, renewed).ready == "True"
+    assert compute_node_health(node("True", -3600), at(14.5), LEASE_GRACE, beat, renewed).ready == "Unknown"
+
+
+def test_without_observations_the_newest_timestamp_counts() -> None:
+    h = compute_node_health(node("True", 0), at(12), LEASE_GRACE, None, lease(10))
+    assert h.ready == "True"
+    h = compute_node_health(node("True", 0), at(19), LEASE_GRACE, None, lease(10))
+    assert (h.ready, h.mark_unknown, h.pods_not_ready) == ("Unknown", True, True)
+
+
+def test_pods_not_ready_touches_only_ready_pods_of_the_node() -> None:
+    pods = [ready_pod("a"), ready_pod("b", ready=False), ready_pod("x", node_name="n2")]
+    down = NodeHealth("Unknown", True, TAINT_UNREACHABLE, pods_not_ready=True)
+    out = compute_pods_not_ready(pods, down, "n1")
+    assert [p["metadata"]["name"] for p in out] == ["a"]
+    ready = {c["type"]: c["status"] for c in out[0]["status"]["conditions"]}
+    assert ready == {"ContainersReady": "True", "Ready": "False"}  # as MarkPodsNotReady: Ready only
+    assert pods[0]["status"]["conditions"][1]["status"] == "True"  # the input is not modified
+    assert compute_pods_not_ready(pods, NodeHealth("True", False, None), "n1") == []

@@ -19,6 +19,7 @@ from agent.probes import (
     Target,
     health_of,
     resolve_port,
+    vouched_for,
 )
 
 UID = "u1"
@@ -161,6 +162,104 @@ def test_prober_gates_on_startup_and_reports_changes() -> None:
     assert prober.states("c1") == {} and prober.health("c2", spec) == Health(False, False)
     prober.forget(UID)
     assert prober.tracking() == 0
+
+
+# -- carrying results over an agent restart ----------------------------------------------------
+
+
+def _status(name: str = "app", cid: str = "docker://c1", **kw: Any) -> dict[str, Any]:
+    return {"name": name, "containerID": cid, "restartCount": 0, **kw}
+
+
+READY = {"ready": True, "started": True}
+
+
+@pytest.mark.parametrize(
+    ("what", "probes", "statuses", "expected"),
+    [
+        ("ready, same id: ready at once", (READINESS,), [_status(**READY)], Health()),
+        ("same id, not ready", (READINESS,), [_status(ready=False, started=True)], Health(ready=False)),
+        ("ready, other id: a new container", (READINESS,), [_status(cid="docker://c0", **READY)], Health(ready=False)),
+        ("ready, same id, other name", (READINESS,), [_status(name="side", **READY)], Health(ready=False)),
+        ("no container statuses", (READINESS,), [], Health(ready=False)),
+        ("ready without started", (READINESS,), [_status(ready=True)], Health(ready=False)),
+        ("started: startup seeded, readiness not", (STARTUP, READINESS), [_status(ready=False, started=True)],
+         Health(ready=False)),
+        ("started and ready: both seeded", (STARTUP, READINESS), [_status(**READY)], Health()),
+        ("started, startup only", (STARTUP,), [_status(ready=True, started=True)], Health()),
+        ("not started: startup pending", (STARTUP, READINESS), [_status(ready=False, started=False)],
+         Health(False, False)),
+        ("startup probe, other id", (STARTUP,), [_status(cid="docker://c0", **READY)], Health(False, False)),
+        ("liveness starts healthy anyway", (LIVENESS,), [_status(ready=False, started=True)], Health()),
+    ],
+)
+def test_new_worker_starts_from_the_pod_status(
+    what: str, probes: tuple[str, ...], statuses: list[dict[str, Any]], expected: Health
+) -> None:
+    runner = FakeRunner()
+    prober = Prober(runner, clock=lambda: 2000.0)
+    spec = {"name": "app", **{k: _probe(k) for k in probes}}
+    pod = {**_pod([spec]), "status": {"containerStatuses": statuses}}
+    observed = ObservedPod.from_containers(UID, [ObservedContainer(id="c1", name="app", pod_uid=UID, started_at=1000.0)])
+    prober.track(pod, observed)
+    assert prober.health("c1", spec) == expected
+    assert not runner.calls  # seeding runs nothing
+
+
+def test_vouched_for() -> None:
+    c = ObservedContainer(id="c1", name="app", pod_uid=UID)
+    assert vouched_for({"status": {"containerStatuses": [_status(**READY)]}}, c) == {STARTUP, READINESS}
+    assert vouched_for({"status": {"containerStatuses": [_status(started=True)]}}, c) == {STARTUP}
+    assert vouched_for({"status": {"containerStatuses": [_status(cid="c1", **READY)]}}, c) == set()
+    assert vouched_for({"status": {"containerStatuses": [_status(cid="docker://c1x", **READY)]}}, c) == set()
+    assert vouched_for({"status": {}}, c) == set() and vouched_for({}, c) == set()
+
+
+@pytest.mark.parametrize(
+    ("what", "spec", "results", "expected"),
+    [
+        ("3 failures to flip", {}, [False, False, False], [True, True, False]),
+        ("failure streak reset", {}, [False, False, True, False, False], [True] * 5),
+        ("failureThreshold 1", {"failureThreshold": 1}, [False, True], [False, True]),
+        ("successThreshold 2 again after a flip", {"successThreshold": 2, "failureThreshold": 1},
+         [True, False, True, True], [True, False, False, True]),
+    ],
+)
+def test_assumed_pass_then_runs(what: str, spec: dict[str, Any], results: list[bool], expected: list[bool]) -> None:
+    st = ProbeState(READINESS, ProbeConfig.from_spec(READINESS, {"exec": {}, **spec}), started_at=0.0)
+    st.assume_passed()
+    assert st.result is True and st.runs == 0
+    for ok, want in zip(results, expected, strict=True):
+        st.record(ok)
+        assert st.result is want
+
+
+def test_seeded_readiness_is_probed_at_once_and_fails_after_the_threshold() -> None:
+    runner = FakeRunner()
+    changes: list[str] = []
+    now = [5000.0]
+    prober = Prober(runner, clock=lambda: now[0], on_change=changes.append)
+    spec = {"name": "app", STARTUP: _probe("startup"), READINESS: _probe("ready", periodSeconds=5, failureThreshold=3)}
+    pod = {**_pod([spec]), "status": {"containerStatuses": [_status(**READY)]}}
+    observed = ObservedPod.from_containers(UID, [ObservedContainer(id="c1", name="app", pod_uid=UID, started_at=1000.0)])
+    prober.track(pod, observed)
+    assert prober.health("c1", spec) == Health()
+
+    prober.run_due(wait=True)
+    assert runner.calls == [("app", "ready")]  # at once, and the startup probe never runs again
+    assert prober.health("c1", spec) == Health()  # one failure is not enough
+    for i in range(2):
+        now[0] += 4.9
+        assert prober.run_due(wait=True) == 0  # at its normal period, not sooner
+        now[0] += 0.1
+        prober.run_due(wait=True)
+        assert prober.health("c1", spec) == (Health() if i == 0 else Health(ready=False))
+    assert runner.calls == [("app", "ready")] * 3
+    assert changes == [UID]
+
+    # Tracking again with a status that still says ready: the worker keeps its own result.
+    prober.track(pod, observed)
+    assert prober.health("c1", spec) == Health(ready=False)
 
 
 def test_resolve_port() -> None:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from agent.network import NetChains, Route, parse_routes, plan_network, plan_routes, ports_without_hairpin
 from agent.network import compute_rules as net_rules
 from agent.serviceproxy import (
+    ROUTE_LOCALNET,
     Chains,
+    ClusterState,
     Endpoint,
+    Iptables,
     ServicePort,
+    ServiceProxy,
     compute_rules,
+    ensure_sysctl,
     parse_chains,
+    removal_payload,
     render_restore,
     service_ports,
 )
@@ -121,6 +131,77 @@ def test_restore_payload_deletes_only_our_stale_chains() -> None:
     assert all(len(name) <= 28 for name in rules.chains)
 
 
+GUARD = ('-A {p}-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
+         'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
+NO_EP = '-m comment --comment "default/web:http" -j REJECT --reject-with icmp-port-unreachable'
+
+
+@pytest.mark.parametrize(
+    ("ports", "prefix", "expected"),
+    [
+        ([], "DOCKYARD", [GUARD]),
+        ([_port(2)], "DOCKYARD", [GUARD]),
+        ([_port(1, node_port=30080)], "DYABC123", [GUARD]),
+        ([_port(0)], "DOCKYARD", [f"-A {{p}}-REJECT -d 10.43.0.5/32 -p tcp -m tcp --dport 80 {NO_EP}", GUARD]),
+        ([_port(0, node_port=30080)], "DOCKYARD", [
+            f"-A {{p}}-REJECT -d 10.43.0.5/32 -p tcp -m tcp --dport 80 {NO_EP}",
+            f"-A {{p}}-REJECT -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 {NO_EP}",
+            GUARD,
+        ]),
+    ],
+)
+def test_filter_table(ports: list, prefix: str, expected: list) -> None:
+    """The localnet guard (CVE-2020-8558) is always there, whatever the Services."""
+    flt = compute_rules(ports, Chains(prefix))["filter"]
+    assert flt.chains == [f"{prefix}-REJECT", f"{prefix}-FIREWALL"]
+    assert sorted(flt.rules) == sorted(r.replace("{p}", prefix) for r in expected)
+
+
+@pytest.mark.parametrize(
+    ("table", "chain", "target"),
+    [
+        ("nat", "PREROUTING", "DOCKYARD-SERVICES"),
+        ("nat", "OUTPUT", "DOCKYARD-SERVICES"),
+        ("nat", "POSTROUTING", "DOCKYARD-POSTROUTING"),
+        ("filter", "OUTPUT", "DOCKYARD-REJECT"),
+        ("filter", "FORWARD", "DOCKYARD-REJECT"),
+        ("filter", "INPUT", "DOCKYARD-FIREWALL"),
+    ],
+)
+def test_jumps_into_our_chains(table: str, chain: str, target: str) -> None:
+    jumps = {(t, c): spec[spec.index("-j") + 1] for t, c, spec in Chains().jumps()}
+    assert jumps[(table, chain)] == target
+    assert Chains().is_ours(target)
+
+
+@pytest.mark.parametrize(
+    ("chain", "ours"),
+    [("DOCKYARD-FIREWALL", True), ("DOCKYARD-REJECT", True), ("DOCKYARD-FORWARD", False),
+     ("DOCKYARD-POD-NAT", False), ("DYABC123-FIREWALL", False)],
+)
+def test_is_ours(chain: str, ours: bool) -> None:
+    assert Chains().is_ours(chain) is ours
+
+
+def test_node_port_from_loopback_is_dnated_and_masqueraded() -> None:
+    """127.0.0.1:nodePort from the host: nat OUTPUT → SERVICES → NODEPORTS (127.0.0.1 is a
+    LOCAL address, nothing returns early for 127.0.0.0/8) → marked for masquerade whatever
+    the source → DNAT; POSTROUTING masquerades the mark, so the pod sees the bridge address."""
+    rules = compute_rules([_port(1, node_port=30080)])["nat"].rules
+    services = [r for r in rules if r.startswith("-A DOCKYARD-SERVICES ")]
+    assert services[-1] == "-A DOCKYARD-SERVICES -m addrtype --dst-type LOCAL -j DOCKYARD-NODEPORTS"
+    assert not any("127.0.0.0/8" in r or "-j RETURN" in r for r in services)
+    nodeports = [r for r in rules if r.startswith("-A DOCKYARD-NODEPORTS ")]
+    assert nodeports[0].endswith("-j DOCKYARD-MARK-MASQ") and " -s " not in nodeports[0]
+    assert "-A DOCKYARD-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000" in rules
+    post = [r for r in rules if r.startswith("-A DOCKYARD-POSTROUTING ")]
+    assert post == [
+        "-A DOCKYARD-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A DOCKYARD-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
+        "-A DOCKYARD-POSTROUTING -j MASQUERADE",
+    ]
+
+
 def test_parse_chains() -> None:
     out = "*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKYARD-SERVICES - [0:0]\nCOMMIT\n"
     assert parse_chains(out) == ["DOCKER", "DOCKYARD-SERVICES"]
@@ -183,8 +264,6 @@ def test_routes_of_departed_nodes_are_removed() -> None:
 
 
 def test_removal_payload_deletes_jumps_then_chains() -> None:
-    from agent.serviceproxy import removal_payload
-
     save = (
         "*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKYARD-SERVICES - [0:0]\n:DOCKYARD-SVC-A - [0:0]\n:OTHER - [0:0]\n"
         '-A PREROUTING -m comment --comment "dockyard service portals" -j DOCKYARD-SERVICES\n'
@@ -197,3 +276,87 @@ def test_removal_payload_deletes_jumps_then_chains() -> None:
     assert "-D PREROUTING -j OTHER" not in lines
     assert lines[-3:] == ["-X DOCKYARD-SERVICES", "-X DOCKYARD-SVC-A", "COMMIT"]
     assert removal_payload("nat", "*nat\nCOMMIT\n", Chains().is_ours) is None
+
+
+def test_removal_payload_deletes_the_localnet_guard() -> None:
+    save = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKYARD-REJECT - [0:0]\n"
+        ":DOCKYARD-FIREWALL - [0:0]\n:DOCKYARD-FORWARD - [0:0]\n"
+        '-A INPUT -m comment --comment "dockyard localnet guard" -j DOCKYARD-FIREWALL\n'
+        '-A OUTPUT -m comment --comment "dockyard services without endpoints" -j DOCKYARD-REJECT\n'
+        + GUARD.replace("{p}", "DOCKYARD") + "\nCOMMIT\n"
+    )
+    payload = removal_payload("filter", save, Chains().is_ours)
+    assert payload is not None
+    lines = payload.splitlines()
+    assert '-D INPUT -m comment --comment "dockyard localnet guard" -j DOCKYARD-FIREWALL' in lines
+    assert lines[-3:] == ["-X DOCKYARD-REJECT", "-X DOCKYARD-FIREWALL", "COMMIT"]
+    assert "DOCKYARD-FORWARD" not in payload  # the pod network's chain
+
+
+# -- route_localnet ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "changed"), [("0\n", True), ("1\n", False), ("2\n", True)])
+def test_ensure_sysctl(tmp_path: Path, before: str, changed: bool) -> None:
+    path = tmp_path / ROUTE_LOCALNET
+    path.parent.mkdir(parents=True)
+    path.write_text(before)
+    assert ensure_sysctl(ROUTE_LOCALNET, "1", tmp_path) is changed
+    assert path.read_text().strip() == "1"
+    assert ensure_sysctl(ROUTE_LOCALNET, "1", tmp_path) is False
+
+
+class FakeIptables(Iptables):
+    """Records restores with the value route_localnet had at that moment."""
+
+    def __init__(self, sysctl: Path) -> None:
+        super().__init__()
+        self.sysctl = sysctl
+        self.restores: list[tuple[str, str]] = []
+
+    def save(self, table: str) -> str:
+        return f"*{table}\nCOMMIT\n"
+
+    def restore(self, payload: str) -> None:
+        value = self.sysctl.read_text().strip() if self.sysctl.exists() else "-"
+        self.restores.append((payload.splitlines()[0], value))
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(list(args), 1 if "-C" in args else 0, "", "")
+
+
+def _proxy(root: Path) -> tuple[ServiceProxy, FakeIptables]:
+    state = ClusterState(None)  # type: ignore[arg-type]
+    state.replace("services", [svc("web", type="NodePort",
+                                   ports=[{"name": "http", "port": 80, "nodePort": 30001, "protocol": "TCP"}])])
+    state.replace("endpoints", [eps("web", ["10.42.0.2"])])
+    ipt = FakeIptables(root / ROUTE_LOCALNET)
+    return ServiceProxy(state, iptables=ipt, sysctl_root=root), ipt
+
+
+def test_proxy_sets_route_localnet_after_the_guard_and_logs_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / ROUTE_LOCALNET).parent.mkdir(parents=True)
+    (tmp_path / ROUTE_LOCALNET).write_text("0\n")
+    proxy, ipt = _proxy(tmp_path)
+    with caplog.at_level(logging.INFO, logger="dockyard.agent.proxy"):
+        proxy.sync()
+        proxy.sync()
+    assert (tmp_path / ROUTE_LOCALNET).read_text().strip() == "1"
+    # the first apply (which installs the localnet guard) happened before the sysctl changed
+    assert ipt.restores[:2] == [("*nat", "0"), ("*filter", "0")]
+    assert [r.getMessage() for r in caplog.records if "route_localnet" in r.getMessage()] == [
+        "set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1"]
+    assert proxy.applied == 2
+
+
+def test_proxy_warns_once_when_route_localnet_cannot_be_set(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    proxy, ipt = _proxy(tmp_path / "missing")  # no such file: like a read-only /proc/sys
+    with caplog.at_level(logging.INFO, logger="dockyard.agent.proxy"):
+        proxy.sync()
+        proxy.sync()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "route_localnet" in r.getMessage()]
+    assert len(warnings) == 1
+    assert proxy.applied == 2 and len(ipt.restores) == 4  # the rules are applied all the same
