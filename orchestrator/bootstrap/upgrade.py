@@ -1,7 +1,10 @@
 """Cordon, drain and rolling agent upgrades.
 
 * `cordon`/`uncordon` set `spec.unschedulable` (a merge patch), like kubectl.
-* `drain` deletes the pods bound to a node so their controllers recreate them elsewhere.
+* `drain` empties a node. A pod of a ReplicaSet is *evacuated* (annotation
+  `dockyard.io/evacuate`): its ReplicaSet starts a replacement on another node first and
+  deletes the pod once the replacement is Ready, so a Service keeps its full capacity.
+  Other pods are deleted so their controllers recreate them elsewhere.
   Pods without a controller would be lost, so they need `force`; DaemonSet pods are skipped
   with `ignore_daemonsets` and refused otherwise (their controller would put them back).
   With `max_unavailable`, a pod owned by a ReplicaSet of a Deployment is only deleted while
@@ -24,10 +27,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..client import Client
 from ..controllers.podutil import controller_ref
+from ..controllers.replicaset import EVACUATE_ANNOTATION
 from ..errors import ApiError
 from ..objects.kinds import by_kind
 from . import BootstrapError
@@ -126,8 +131,10 @@ def drain(
     max_unavailable: int | None = None,
     grace_period: int | None = None,
     progress: Progress | None = None,
+    surge: bool = True,
 ) -> list[str]:
-    """Cordon, evict and wait until the node's pods are gone; returns the evicted pods."""
+    """Cordon, evacuate or evict and wait until the node's pods are gone; returns the pods
+    removed. With `surge` (the default) ReplicaSet pods are replaced before they go."""
     say = progress or (lambda msg: None)
     cordon(client, name)
     deadline = time.monotonic() + timeout if timeout else None
@@ -139,6 +146,19 @@ def drain(
     for pod in plan.delete:
         meta = pod["metadata"]
         ident = f"{meta.get('namespace')}/{meta['name']}"
+        ref = controller_ref(pod)
+        if surge and ref is not None and ref.get("kind") == "ReplicaSet" and \
+                (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            try:
+                client.patch(POD, meta["name"], {"metadata": {"annotations": {EVACUATE_ANNOTATION: _now()}}},
+                             meta.get("namespace"))
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                continue
+            say(f"{name}: evacuating pod {ident} (its replacement starts first)")
+            evicted.append(ident)
+            continue
         if max_unavailable is not None:
             while True:
                 dep = _deployment_of(client, pod)
@@ -176,6 +196,10 @@ def drain(
             names = ", ".join(f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in left)
             raise BootstrapError(f"{name}: drain timed out after {timeout:g}s; still on the node: {names}")
         time.sleep(0.3)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

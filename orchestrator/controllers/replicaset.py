@@ -19,6 +19,12 @@ Rules (from the Kubernetes ReplicaSet controller):
   Running; not ready before ready; lower `controller.kubernetes.io/pod-deletion-cost`
   first; pods doubled up on a node with other pods of this set first; ready for less time
   first; more restarts first; newer first; then name (determinism).
+* Evacuation (what `drain` asks for, with the annotation `dockyard.io/evacuate` on a pod of
+  a node being drained): an evacuating pod no longer counts toward `replicas`, so a
+  replacement is created at once (on another node: the drained one is cordoned), and the
+  evacuating pod is deleted only once the set keeps `replicas` Ready pods without it (an
+  unready one goes at once). The set never drops below its Ready count for a drain: a
+  surge, like a rolling update's, instead of Kubernetes' evict-then-replace.
 * Status: replicas (active), fullyLabeledReplicas (active pods carrying all template labels),
   readyReplicas, availableReplicas (ready for spec.minReadySeconds), observedGeneration, and
   the existing conditions untouched (the caller may add ReplicaFailure when creation fails,
@@ -47,6 +53,7 @@ from orchestrator.controllers.podutil import (
 from orchestrator.objects.selectors import SelectorError, selector_from_spec
 
 DEFAULT_MAX_BURST = 500
+EVACUATE_ANNOTATION = "dockyard.io/evacuate"
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
@@ -148,12 +155,30 @@ def plan_replicaset(
     plan = ReplicaSetPlan(create=0, delete=[], status=status, release=release)
     if is_terminating(rs):
         return plan
-    diff = len(active) - desired_replicas(rs)
+    leaving = [p for p in active if is_evacuating(p)]
+    staying = [p for p in active if not is_evacuating(p)]
+    desired = desired_replicas(rs)
+    diff = len(staying) - desired
     if diff < 0:
         plan.create = min(-diff, max_burst)
     elif diff > 0:
-        plan.delete = rank_pods_for_deletion(active)[: min(diff, max_burst)]
+        plan.delete = rank_pods_for_deletion(staying)[: min(diff, max_burst)]
+    # an evacuating pod goes once the others keep `desired` Ready pods without it
+    ready = sum(1 for p in staying if is_pod_ready(p)) - sum(1 for p in plan.delete if is_pod_ready(p))
+    spare = ready + sum(1 for p in leaving if is_pod_ready(p)) - desired
+    for pod in sorted(leaving, key=is_pod_ready):  # the unready ones first, they cost nothing
+        if len(plan.delete) >= max_burst:
+            break
+        if not is_pod_ready(pod):
+            plan.delete.append(pod)
+        elif spare > 0:
+            plan.delete.append(pod)
+            spare -= 1
     return plan
+
+
+def is_evacuating(pod: dict) -> bool:
+    return bool(((pod.get("metadata") or {}).get("annotations") or {}).get(EVACUATE_ANNOTATION))
 
 
 def pod_from_template(rs: dict) -> dict:

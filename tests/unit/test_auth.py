@@ -146,11 +146,19 @@ ALLOW = [
     (N1, req("patch", "events", "e", "default")),
     (N1, req("update", "events", "e", "default")),
     (N1, req("create", "events", None, "default", group="events.k8s.io")),
+    # nodes: their own heartbeat Lease
+    (N1, req("create", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("update", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("get", "leases", "n2", "kube-node-lease", group="coordination.k8s.io")),
     # bootstrap
     (BOOT, req("create", "nodecredentials")),
 ]
 
 DENY = [
+    # another node's Lease, a Lease elsewhere, deleting its own
+    (N1, req("update", "leases", "n2", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("create", "leases", "n1", "default", group="coordination.k8s.io")),
+    (N1, req("delete", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
     # another node's Node / status
     (N1, req("update", "nodes", "n2", sub="status")),
     (N1, req("patch", "nodes", "n2", sub="status")),

@@ -148,3 +148,35 @@ def test_relabelled_pod_is_released_and_replaced() -> None:
     plan = plan_replicaset(rs(3), pods, NOW)
     assert [p["metadata"]["name"] for p in plan.release] == ["debug"]
     assert plan.create == 1 and plan.status["replicas"] == 2
+
+
+def leaving(name: str, **kw: object) -> dict:
+    p = pod(name, node="drained", **kw)  # type: ignore[arg-type]
+    p["metadata"]["annotations"] = {"dockyard.io/evacuate": "2026-01-01T12:00:00Z"}
+    return p
+
+
+@pytest.mark.parametrize(
+    "case,replicas,pods,create,deleted",
+    [
+        ("evacuation starts: a replacement first, the leaving pod stays", 3,
+         [pod("a"), pod("b"), leaving("c")], 1, []),
+        ("the replacement exists but is not Ready yet: still nothing deleted", 3,
+         [pod("a"), pod("b"), pod("d", ready=False), leaving("c")], 0, []),
+        ("the replacement is Ready: the leaving pod goes", 3,
+         [pod("a"), pod("b"), pod("d"), leaving("c")], 0, ["c"]),
+        ("an unready leaving pod goes at once", 3,
+         [pod("a"), pod("b"), leaving("c", ready=False)], 1, ["c"]),
+        ("two leaving, one replacement Ready: one goes", 3,
+         [pod("a"), pod("d"), pod("e", ready=False), leaving("b"), leaving("c")], 0, ["b"]),
+        ("a set below its Ready count keeps its leaving pods", 3,
+         [pod("a", ready=False), pod("b"), pod("d"), leaving("c")], 0, []),
+        ("scaled down meanwhile: the extra staying pod and the leaving one go", 1,
+         [pod("a"), pod("b"), leaving("c")], 0, ["a", "c"]),
+    ],
+)
+def test_evacuation_surges_before_it_deletes(case: str, replicas: int, pods: list, create: int,
+                                             deleted: list[str]) -> None:
+    plan = plan_replicaset(rs(replicas), pods, NOW)
+    assert (plan.create, sorted(p["metadata"]["name"] for p in plan.delete)) == (create, deleted), case
+    assert plan.status["replicas"] == len([p for p in pods if "terminating" not in p["metadata"]])

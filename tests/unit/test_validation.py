@@ -225,6 +225,32 @@ def test_valid_objects(kind: str, obj: dict) -> None:
     assert validate(kind, obj) == []
 
 
+LEASE = {"metadata": {"name": "n1", "namespace": "kube-node-lease"},
+         "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-12-01T01:02:03.456789Z",
+                  "acquireTime": "2026-12-01T01:00:00Z", "leaseTransitions": 0}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "errors"),
+    [
+        ({}, []),
+        ({"leaseDurationSeconds": 0}, ["spec.leaseDurationSeconds"]),
+        ({"leaseTransitions": -1}, ["spec.leaseTransitions"]),
+        ({"renewTime": "yesterday"}, ["spec.renewTime"]),
+        ({"acquireTime": "2026-12-01 01:00:00"}, ["spec.acquireTime"]),
+        ({"holderIdentity": 7}, ["spec.holderIdentity"]),
+        ({"holder": "n1"}, ["spec.holder"]),
+    ],
+)
+def test_lease(spec: dict, errors: list[str]) -> None:
+    import copy
+
+    obj = copy.deepcopy(LEASE)
+    obj["spec"].update(spec)
+    apply_defaults("Lease", obj)
+    assert [e.field for e in validate("Lease", obj)] == errors
+
+
 def test_full_pod_is_valid() -> None:
     p = pod(
         volumes=[
