@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo demo-down test unit lint install prereqs docker bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | prereqs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -19,7 +19,9 @@ which names the process that answered, so the agent can tell which server it rea
 
 Adoption: ``<state dir>/server.json`` records the running server (pid, address, port,
 revision, start time). A new agent's `NodeDNS.start` adopts that server when it is alive
-(``/proc/<pid>`` is a live ``python -m agent.dnsserver`` of the same state dir) and
+(``/proc/<pid>`` is a live ``python -m agent.dnsserver`` of the same state dir, in the
+agent's own network and mount namespaces: hosts sharing one PID namespace, such as
+containers or a lab of namespaces, each keep their own server under the same path) and
 serves the same address, port and `SERVER_REVISION`; the decision is `plan_server`,
 pure. Bump `SERVER_REVISION` whenever the server's behaviour or the records format
 changes: an agent of a newer revision then replaces the running server instead of
@@ -439,18 +441,32 @@ def _serves(cmdline: list[str], state_dir: Path) -> bool:
     return False
 
 
+def _namespaces(pid: int | str) -> tuple[int, int] | None:
+    """(network, mount) namespace inodes of a process."""
+    try:
+        return (os.stat(f"/proc/{pid}/ns/net").st_ino, os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+    except OSError:
+        return None
+
+
+def _same_host(pid: int) -> bool:
+    """`pid` lives in our network and mount namespaces: hosts that share one PID namespace
+    (containers, a lab of namespaces) each have their own server under the same path."""
+    return _namespaces(pid) == _namespaces("self")
+
+
 def is_server(pid: int, state_dir: Path) -> bool:
-    """`pid` is a live ``python -m agent.dnsserver`` serving `state_dir`."""
-    return alive(pid) and _serves(_cmdline(pid), _absolute(state_dir))
+    """`pid` is a live ``python -m agent.dnsserver`` of this host serving `state_dir`."""
+    return alive(pid) and _serves(_cmdline(pid), _absolute(state_dir)) and _same_host(pid)
 
 
 def server_pids(state_dir: Path) -> list[int]:
-    """Every live server process of `state_dir` (normally one; two during a handover)."""
+    """Every live server process of `state_dir` on this host (normally one; two during a handover)."""
     state_dir = _absolute(state_dir)
     pids = []
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
-            if entry.name.isdigit() and _serves(_cmdline(int(entry.name)), state_dir) and alive(int(entry.name)):
+            if entry.name.isdigit() and is_server(int(entry.name), state_dir):
                 pids.append(int(entry.name))
     return sorted(pids)
 

@@ -8,8 +8,10 @@ node's pod bridge itself, as kubelet's CNI bridge plugin does:
   broadcast addresses. The address is chosen *before* the sandbox is created and written
   into its labels (``dockyard.io/pod-ip``), so a restarted agent rebuilds the allocation
   from ``docker ps`` like everything else it knows. Allocation goes round-robin from the
-  last address handed out, so a freed address is not reused at once (a stale conntrack entry
-  or Endpoint then points at nobody rather than at a new pod), like host-local;
+  last address handed out (after a restart: from the highest address in use), so a freed
+  address is not reused at once (a stale conntrack entry or Endpoint then points at nobody
+  rather than at a new pod), like host-local; when an address is reused all the same, the
+  host's neighbour entry for it is flushed as the new pod is attached;
 * **the link** (``attach``) is a veth pair created with its peer directly inside the
   sandbox's namespace as ``eth0`` (``ip link add dy<id> type veth peer name eth0 netns
   <pid>``); the host end joins the bridge with hairpin mode on, then ``eth0`` gets the
@@ -65,14 +67,17 @@ def host_ifname(container_id: str) -> str:
     return f"dy{container_id[:12]}"
 
 
-def render_host(ifname: str, pid: int, bridge: str) -> str:
-    """``ip -batch`` lines run on the host: the pair, the bridge port, hairpin, up."""
+def render_host(ifname: str, pid: int, bridge: str, ip: str | None = None) -> str:
+    """``ip -batch`` lines run on the host: the pair, the bridge port, hairpin, up, and
+    the host's neighbour entry for the pod's address flushed: an address that an earlier
+    pod had may still map to that pod's MAC, and the kernel would keep sending there for
+    the seconds its stale-entry probing takes (probes and Service traffic would time out)."""
     return (
         f"link add {ifname} type veth peer name eth0 netns {pid}\n"
         f"link set dev {ifname} master {bridge}\n"
         f"link set dev {ifname} type bridge_slave hairpin on\n"
         f"link set dev {ifname} up\n"
-    )
+    ) + (f"neigh flush to {ip} dev {bridge}\n" if ip else "")
 
 
 def render_pod(ip: str, bridge: Bridge) -> str:
@@ -101,7 +106,7 @@ def _ip_batch(script: str, pid: int | None = None) -> None:
 def attach(container_id: str, pid: int, ip: str, bridge: Bridge) -> None:
     """Give the sandbox (main process `pid`) its eth0 on `bridge` with address `ip`."""
     ifname = host_ifname(container_id)
-    _ip_batch(render_host(ifname, pid, bridge.name))
+    _ip_batch(render_host(ifname, pid, bridge.name, ip))
     _ip_batch(render_pod(ip, bridge), pid)
 
 
@@ -144,6 +149,10 @@ class PodIPAM:
             fresh = {ip: v for ip, v in self._held.items() if since is not None and v[1] > since}
             self._held = {ip: (cid, 0) for cid, ip in held if ip}
             self._held.update(fresh)
+            if self._last is None and self._held:
+                # a restarted agent goes on after the highest address in use rather than
+                # from the bottom, where the addresses freed just before it started are
+                self._last = max(int(ipaddress.ip_address(ip)) for ip in self._held)
             self.loaded = True
 
     def allocate(self, subnet: str, reserved: Iterable[str] = ()) -> str:

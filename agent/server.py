@@ -248,7 +248,9 @@ class AgentServer:
 
         self._thread = threading.Thread(target=lambda: asyncio.run(serve()), name="dockyard-agent-http", daemon=True)
         self._thread.start()
-        started.wait(10)
+        if started.wait(10):
+            # the TLS context holds the key now: no copy of it stays on disk (nor after a kill -9)
+            shutil.rmtree(self._dir, ignore_errors=True)
         log.info("agent endpoints: https on port %d (logs, exec), http on port %d (metrics)",
                  self.kubelet_port, self.metrics_port)
 

@@ -21,6 +21,14 @@ from tests.lab.lab import Lab
 from tests.support.cluster import ROOT
 
 MASTER_PORT = 16443
+REPORTS: list[str] = []  # figures the lab tests print, repeated in the terminal summary
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORTS:
+        terminalreporter.section("lab figures")
+        for line in REPORTS:
+            terminalreporter.write_line(line)
 
 
 def _cli_module() -> str:

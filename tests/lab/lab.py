@@ -19,8 +19,17 @@ The root namespace gets `iptables -I FORWARD -i <bridge> -o <bridge> -j ACCEPT` 
 the FORWARD policy DROP and bridged frames go through iptables) and a nat POSTROUTING ACCEPT for
 the bridge (so the root's own masquerade rules never rewrite traffic between lab hosts). Everything created is
 recorded in `<dir>/lab.json` so `down` works from another process, and `down` is idempotent:
-it kills the hosts' processes by PID (every PID in each netns, after `docker rm -f` and a
-graceful dockerd stop), deletes namespaces, veths, the bridge and the iptables rules.
+it thaws frozen hosts, kills the hosts' processes by PID (every PID in each netns, after
+`docker rm -f` and a graceful dockerd stop), deletes namespaces, veths, the bridge and the
+iptables rules.
+
+`up` first checks that the programs it runs exist and names the Debian packages of the missing
+ones. A host that does not come up fails at once when its init process or its dockerd exits,
+with the end of init.log (and of dockerd.log when dockerd is the one that failed) in the error.
+
+`freeze(h)` / `thaw(h)` stop and continue every process of a host (a hung machine whose network
+still answers at the kernel level): the PIDs in its netns and all their descendants, which
+include the containers' processes (they run in their own namespaces under containerd-shim).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +56,23 @@ BIND_DIRS = {
     "etc-dockyard": "/etc/dockyard",
     "agent": "/var/lib/dockyard-agent",
 }
+
+# programs the lab runs: (name, where it must be, or "" to look it up in PATH, Debian package)
+REQUIRED_PROGRAMS = (
+    ("dockerd", "", "docker.io"),
+    ("docker", "", "docker.io"),
+    ("sshd", "/usr/sbin/sshd", "openssh-server"),
+    ("sftp-server", "/usr/lib/openssh/sftp-server", "openssh-sftp-server"),
+    ("ssh-keygen", "", "openssh-client"),
+    ("ip", "", "iproute2"),
+    ("nsenter", "", "util-linux"),
+    ("unshare", "", "util-linux"),
+    ("iptables", "", "iptables"),
+)
+LOG_TAIL_LINES = 25
+# what `cut` drops on a host's eth0, inside its netns: the host's own traffic, and what it
+# forwards to and from its pods (which passes neither INPUT nor OUTPUT)
+CUT_RULES = (("INPUT", "-i"), ("OUTPUT", "-o"), ("FORWARD", "-i"), ("FORWARD", "-o"))
 
 INIT_SCRIPT = """#!/bin/sh
 # init of lab host {name}: runs in its own network and mount namespaces
@@ -96,6 +123,10 @@ class LabHost:
     bip: str
     dir: str
     holder: int = 0
+    frozen: bool = False
+    # [pid, start time] of each process `freeze` stopped, so `thaw` also reaches the ones that
+    # left the host's process tree meanwhile (and never a later process that reused a pid)
+    stopped: list[list[int]] = field(default_factory=list)
 
     @property
     def host_key_pub(self) -> Path:
@@ -144,6 +175,7 @@ class Lab:
     def up(self, images: tuple[str, ...] = LAB_IMAGES) -> Lab:
         if os.geteuid() != 0:
             raise RuntimeError("the lab needs root")
+        check_programs()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hosts = [
             LabHost(i, f"{self.prefix}-h{i}", f"{self.subnet}.{11 + i}", f"{self.prefix}v{i}",
@@ -210,7 +242,7 @@ class Lab:
         init = hd / "init.sh"
         init.write_text(INIT_SCRIPT.format(name=h.name, hostdir=hd, bip=h.bip))
         (hd / "ready").unlink(missing_ok=True)
-        with open(hd / "init.log", "ab") as log:
+        with open(hd / "init.log", "wb") as log:
             proc = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{h.name}", "unshare", "--mount", "--propagation", "private",
                  "sh", str(init)],
@@ -219,13 +251,37 @@ class Lab:
         h.holder = proc.pid
 
     def wait_host(self, h: LabHost, timeout: float = 60.0) -> None:
+        """Wait until the host's dockerd answers; fail as soon as its init process or its
+        dockerd has exited, with the end of their logs in the error."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (Path(h.dir) / "ready").exists() and self.exec_in(h, "docker", "info", check=False,
-                                                                 timeout=10).returncode == 0:
-                return
+        dockerd_gone_since = 0.0
+        while True:
+            if _exited(h.holder):
+                raise RuntimeError(self._start_failure(h, f"its init process (pid {h.holder}) exited"))
+            if (Path(h.dir) / "ready").exists():
+                try:
+                    if self.exec_in(h, "docker", "info", check=False, timeout=10).returncode == 0:
+                        return
+                except subprocess.TimeoutExpired:
+                    pass
+                # dockerd was started before `ready` was written: if none runs now, it exited
+                if any(_comm(p) == "dockerd" for p in self.netns_pids(h)):
+                    dockerd_gone_since = 0.0
+                elif not dockerd_gone_since:
+                    dockerd_gone_since = time.monotonic()
+                elif time.monotonic() - dockerd_gone_since > 2:
+                    raise RuntimeError(self._start_failure(h, "its dockerd exited", dockerd=True))
+            if time.monotonic() > deadline:
+                raise RuntimeError(self._start_failure(h, f"dockerd did not answer within {timeout:.0f}s",
+                                                       dockerd=True))
             time.sleep(0.3)
-        raise RuntimeError(f"lab host {h.name} did not come up; see {h.dir}/dockerd.log and init.log")
+
+    def _start_failure(self, h: LabHost, what: str, dockerd: bool = False) -> str:
+        msg = f"lab host {h.name} did not come up: {what}"
+        for log in ("init.log", "dockerd.log") if dockerd else ("init.log",):
+            path = Path(h.dir) / log
+            msg += f"\n--- {path} (end) ---\n{_tail(path, LOG_TAIL_LINES) or '(empty)'}"
+        return msg
 
     def _load_images(self, images: tuple[str, ...]) -> None:
         present = [i for i in images if sh("docker", "image", "inspect", i, check=False).returncode == 0]
@@ -254,15 +310,69 @@ class Lab:
         r = sh("ip", "netns", "pids", h.name, check=False)
         return [int(x) for x in r.stdout.split() if x.isdigit()]
 
+    def host_pids(self, h: LabHost) -> list[int]:
+        """Every process of a host: the PIDs in its netns and all their descendants (the
+        containers' processes are in their own namespaces, children of containerd-shim)."""
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in _proc_table().items():
+            children.setdefault(ppid, []).append(pid)
+        found: set[int] = set()
+        todo = self.netns_pids(h)
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.add(pid)
+                todo.extend(children.get(pid, ()))
+        return sorted(found)
+
+    def freeze(self, h: LabHost) -> None:
+        """SIGSTOP every process of the host, as a machine that hangs: dockerd, containerd, the
+        shims, the containers, sshd, the agent. The kernel still answers for the host (ARP,
+        TCP handshakes into listen backlogs), nothing in it replies. Recorded in lab.json, so
+        `down` thaws the host before it stops it.
+
+        The holder process is left running; it is only a `sleep`, and `exec_in` needs nothing
+        from it but its namespaces (nsenter enters those of a stopped process as well). Commands
+        run with `exec_in` start and run normally; those that talk to the host's dockerd (`docker
+        ...`) hang until `thaw`, so give them a timeout."""
+        h.frozen = True
+        self.save()  # first: a freeze interrupted half-way is still thawed by `down`
+        stopped = {pid: start for pid, start in h.stopped}
+        for _ in range(10):  # again until no new process appears (a fork that was under way)
+            table = _proc_table()
+            new = [p for p in self.host_pids(h) if p != h.holder and p not in stopped and p in table]
+            if not new:
+                break
+            for pid in new:
+                _kill(pid, signal.SIGSTOP)
+                stopped[pid] = table[pid][1]
+        h.stopped = [[pid, start] for pid, start in sorted(stopped.items())]
+        self.save()
+        deadline = time.monotonic() + 5  # SIGSTOP is asynchronous: wait until they have stopped
+        while time.monotonic() < deadline and any(_state(p) not in ("T", "t", "Z", "X", "") for p in stopped):
+            time.sleep(0.05)
+
+    def thaw(self, h: LabHost) -> None:
+        """SIGCONT what `freeze` stopped and every process the host has now (also those
+        started while it was frozen)."""
+        table = _proc_table()
+        pids = {pid for pid, start in h.stopped if pid in table and table[pid][1] == start}
+        pids.update(self.host_pids(h))
+        for pid in pids:
+            _kill(pid, signal.SIGCONT)
+        h.frozen = False
+        h.stopped = []
+        self.save()
+
     def cut(self, h: LabHost) -> None:
-        """Make the host unreachable (as a pulled cable): drop its traffic inside its netns."""
-        for chain in ("INPUT", "OUTPUT"):
-            self.exec_in(h, "iptables", "-I", chain, "-i" if chain == "INPUT" else "-o", "eth0", "-j", "DROP")
+        """Make the host unreachable (as a pulled cable): drop all traffic on its eth0 inside
+        its netns, the host's own and its pods'."""
+        for chain, direction in CUT_RULES:
+            self.exec_in(h, "iptables", "-I", chain, direction, "eth0", "-j", "DROP")
 
     def heal(self, h: LabHost) -> None:
-        for chain in ("INPUT", "OUTPUT"):
-            self.exec_in(h, "iptables", "-D", chain, "-i" if chain == "INPUT" else "-o", "eth0", "-j", "DROP",
-                         check=False)
+        for chain, direction in CUT_RULES:
+            self.exec_in(h, "iptables", "-D", chain, direction, "eth0", "-j", "DROP", check=False)
 
     # -- down --------------------------------------------------------------------------------
 
@@ -283,8 +393,9 @@ class Lab:
     def _stop_host(self, h: LabHost) -> None:
         if not Path(f"/var/run/netns/{h.name}").exists():
             return
-        alive = h.holder and _alive(h.holder)
-        if alive:
+        if h.frozen or h.stopped:
+            self.thaw(h)  # a stopped dockerd cannot stop gracefully, nor remove containers
+        if not _exited(h.holder):
             self.exec_in(h, "sh", "-c", "ids=$(docker ps -aq 2>/dev/null); [ -n \"$ids\" ] && docker rm -f $ids",
                          check=False, timeout=60)
         pids = self.netns_pids(h)
@@ -308,12 +419,68 @@ class Lab:
             _wait_gone([h.holder], 5)
 
 
-def _alive(pid: int) -> bool:
+def check_programs() -> None:
+    """Fail with the missing programs and their Debian packages when the lab cannot run here."""
+    missing = [(name, pkg) for name, path, pkg in REQUIRED_PROGRAMS
+               if not (os.access(path, os.X_OK) if path else shutil.which(name))]
+    if missing:
+        pkgs = sorted({pkg for _, pkg in missing})
+        raise RuntimeError("the lab needs programs that are missing here: "
+                           + ", ".join(f"{name} (Debian package {pkg})" for name, pkg in missing)
+                           + f"; install them with `apt-get install {' '.join(pkgs)}` (scripts/ensure-packages.sh and "
+                           "scripts/ensure-docker.sh do)")
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time in clock ticks since boot) of every process."""
+    table: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields:
+                table[int(entry.name)] = (int(fields[1]), int(fields[19]))
+    return table
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from the state on (field 3 of proc(5) is [0]); [] if it is gone."""
     try:
-        os.kill(pid, 0)
-        return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
+        return []
+    return stat[stat.rfind(")") + 2:].split()  # the command name may hold spaces and parentheses
+
+
+def _state(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[0] if fields else ""
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _exited(pid: int) -> bool:
+    """Whether a process has ended (a zombie counts: it is reaped here if it is our child)."""
+    if pid <= 0:
+        return True
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True
+    except ChildProcessError:
+        pass
+    return _state(pid) in ("Z", "X", "")
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -324,13 +491,10 @@ def _kill(pid: int, sig: int) -> None:
 
 
 def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait until the processes have ended. A zombie has: dockerd's parent is the holder, a
+    `sleep` that never reaps it; `_exited` reaps the ones that are our children (the holders)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        for p in pids:  # reap the ones that are our children (the holders)
-            try:
-                os.waitpid(p, os.WNOHANG)
-            except ChildProcessError:
-                pass
+    while time.monotonic() < deadline and not all(_exited(p) for p in pids):
         time.sleep(0.1)
 
 
@@ -352,10 +516,26 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--prefix", default=DEFAULT_PREFIX)
     d = sub.add_parser("down", help="tear a lab down (idempotent)")
     d.add_argument("--dir", required=True)
+    for cmd, text in (("freeze", "SIGSTOP every process of a host"), ("thaw", "SIGCONT them again")):
+        f = sub.add_parser(cmd, help=text)
+        f.add_argument("host", help="host name or index")
+        f.add_argument("--dir", required=True)
     args = p.parse_args(argv)
     directory = Path(args.dir).resolve()
+    if args.cmd in ("freeze", "thaw"):
+        lab = Lab.load(directory)
+        h = lab.hosts[int(args.host)] if args.host.isdigit() else lab.host(args.host)
+        if args.cmd == "freeze":
+            lab.freeze(h)
+        else:
+            lab.thaw(h)
+        return 0
     if args.cmd == "up":
-        lab = Lab(directory, args.n, args.subnet, args.bridge, args.prefix).up()
+        try:
+            lab = Lab(directory, args.n, args.subnet, args.bridge, args.prefix).up()
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         for h in lab.hosts:
             print(f"{h.name} {h.address} ssh -i {lab.key_file} root@{h.address}")
         print(f"master address: {lab.gateway}")

@@ -59,7 +59,7 @@ def test_created_once_then_one_put_per_renewal() -> None:
     assert api.stored is not None and api.stored["metadata"]["namespace"] == LEASE_NAMESPACE
     assert api.stored["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": "n1",
                                                            "uid": "node-uid"}]
-    for i in range(3):
+    for _ in range(3):
         clock[0] += 2
         m.renew_lease()
     assert api.calls == ["get", "create", "put", "put", "put"]

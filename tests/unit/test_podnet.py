@@ -73,6 +73,14 @@ def test_loaded_addresses_are_not_handed_out() -> None:
     assert ipam.allocate("10.42.0.0/24", reserved=["10.42.0.1"]) == "10.42.0.4"
 
 
+def test_a_restarted_agent_goes_on_after_the_highest_address_in_use() -> None:
+    ipam = PodIPAM()  # a new agent: nothing handed out yet in this process
+    ipam.load([("a", "10.42.0.2"), ("b", "10.42.0.9")])  # 3..8 were freed before the restart
+    assert ipam.allocate("10.42.0.0/24", reserved=["10.42.0.1"]) == "10.42.0.10"
+    ipam.load([("a", "10.42.0.2")])  # a later listing does not move the pointer back
+    assert ipam.allocate("10.42.0.0/24", reserved=["10.42.0.1"]) == "10.42.0.11"
+
+
 def test_scripts() -> None:
     name = host_ifname("0123456789abcdef0123")
     assert name == "dy0123456789ab" and len(name) <= 15
@@ -82,6 +90,8 @@ def test_scripts() -> None:
         "link set dev dy0123456789ab type bridge_slave hairpin on",
         "link set dev dy0123456789ab up",
     ]
+    assert render_host(name, 4242, BRIDGE.name, "10.42.0.7").splitlines()[-1] == \
+        "neigh flush to 10.42.0.7 dev br-0123456789ab"
     assert render_pod("10.42.0.7", BRIDGE).splitlines() == [
         "addr add 10.42.0.7/24 dev eth0",
         "link set dev lo up",
