@@ -42,8 +42,8 @@ Stopping: the agent's exit (SIGTERM, an upgrade, a supervisor restart) leaves th
 data plane in place — pods, Service rules, pod routes and the cluster DNS server (its own
 process, ``agent.dnsserver``) keep working while no agent runs, and the next agent adopts
 them (its rule rewrites are idempotent and atomic, it re-adopts containers by their labels
-and keeps a ready container ready, see ``agent.probes``). Before it exits it renews its Lease
-once more, so the master's grace starts from the exit. Removing the data plane is an
+and keeps a ready container ready, see ``agent.probes``). It renews its Lease until it has
+finished stopping, so the master's grace starts from the exit. Removing the data plane is an
 explicit act: ``dockyard agent --cleanup`` (what ``dockyard node remove`` runs) or
 ``cleanup_on_exit``; see ``agent.dataplane``.
 
@@ -507,6 +507,7 @@ class Agent:
         self._queued: set[str] = set()  # pods a watch event (or a busy re-run) asks to sync now
         self._full = True  # a full pass (every pod, orphans, volumes) is due at the next wake
         self._pool: ThreadPoolExecutor | None = None
+        self._exited = threading.Event()  # run() has finished stopping (ends the Lease renewals)
         self._field_selector = f"spec.nodeName={node_name}"
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -525,7 +526,7 @@ class Agent:
             return
         threads = [
             threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="dockyard-stop", daemon=True),
-            threading.Thread(target=self._lease_loop, args=(stop,), name="dockyard-lease", daemon=True),
+            threading.Thread(target=self._lease_loop, name="dockyard-lease", daemon=True),
             threading.Thread(target=self._watch_loop, args=(stop,), name="dockyard-watch", daemon=True),
             threading.Thread(target=self._status_loop, args=(stop,), name="dockyard-node-status", daemon=True),
         ]
@@ -559,11 +560,11 @@ class Agent:
             else:
                 log.info("agent stopping; pods, service rules, pod routes and cluster DNS stay in place")
             self.executor.close()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            threads[1].join(timeout=1)
+            self._pool.shutdown(wait=True, cancel_futures=True)  # pods being stopped finish
             threads[3].join(timeout=1)
-            if not self.cleanup_on_exit:
-                self._renew_lease_once()  # the master's grace starts from our exit
+            # the Lease was renewed all along (the master's grace starts from our exit)
+            self._exited.set()
+            threads[1].join(timeout=2)
 
     def _start_service_network(self, stop: threading.Event) -> Callable[[], None]:
         """Pod routes to other nodes, service rules and the node's DNS server (see
@@ -645,11 +646,15 @@ class Agent:
             log.warning("renewing the node lease failed: %s", e)
             return False
 
-    def _lease_loop(self, stop: threading.Event) -> None:
-        """Renew the node's Lease every `heartbeat` seconds (the first renewal at once)."""
-        while not stop.is_set():
+    def _lease_loop(self) -> None:
+        """Renew the node's Lease every `heartbeat` seconds (the first renewal at once), until
+        the agent has finished stopping: pods it is still stopping when asked to exit keep
+        their node alive, and the last renewal is the moment it leaves."""
+        while True:
             self._renew_lease_once()
-            stop.wait(self.heartbeat_every)
+            if self._exited.wait(self.heartbeat_every):
+                self._renew_lease_once()
+                return
 
     def _status_loop(self, stop: threading.Event) -> None:
         """Post the full Node status every `node_status_period` seconds, and at once when the

@@ -77,6 +77,7 @@ class LabCluster:
     def stop_master(self) -> None:
         if self._client is not None:
             self._client.close()
+            self._client = None
         try:
             pid = int((self.data_dir / "master.pid").read_text())
         except (OSError, ValueError):
