@@ -24,7 +24,9 @@ Rules (from the Kubernetes ReplicaSet controller):
   replacement is created at once (on another node: the drained one is cordoned), and the
   evacuating pod is deleted only once the set keeps `replicas` Ready pods without it (an
   unready one goes at once). The set never drops below its Ready count for a drain: a
-  surge, like a rolling update's, instead of Kubernetes' evict-then-replace.
+  surge, like a rolling update's, instead of Kubernetes' evict-then-replace. When the
+  replacement cannot be placed (PodScheduled=False, Unschedulable: a single node, or no
+  room) the evacuating pod goes anyway, so the drain finishes as Kubernetes' would.
 * Status: replicas (active), fullyLabeledReplicas (active pods carrying all template labels),
   readyReplicas, availableReplicas (ready for spec.minReadySeconds), observedGeneration, and
   the existing conditions untouched (the caller may add ReplicaFailure when creation fails,
@@ -163,9 +165,11 @@ def plan_replicaset(
         plan.create = min(-diff, max_burst)
     elif diff > 0:
         plan.delete = rank_pods_for_deletion(staying)[: min(diff, max_burst)]
-    # an evacuating pod goes once the others keep `desired` Ready pods without it
+    # an evacuating pod goes once the others keep `desired` Ready pods without it, or when
+    # its replacement cannot be placed anywhere (the drain must finish, as Kubernetes' does)
     ready = sum(1 for p in staying if is_pod_ready(p)) - sum(1 for p in plan.delete if is_pod_ready(p))
     spare = ready + sum(1 for p in leaving if is_pod_ready(p)) - desired
+    spare += sum(1 for p in staying if is_unschedulable(p) and p not in plan.delete)
     for pod in sorted(leaving, key=is_pod_ready):  # the unready ones first, they cost nothing
         if len(plan.delete) >= max_burst:
             break
@@ -175,6 +179,13 @@ def plan_replicaset(
             plan.delete.append(pod)
             spare -= 1
     return plan
+
+
+def is_unschedulable(pod: dict) -> bool:
+    """The scheduler found no node for the pod (PodScheduled=False, reason Unschedulable)."""
+    return not (pod.get("spec") or {}).get("nodeName") and any(
+        c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+        for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def is_evacuating(pod: dict) -> bool:

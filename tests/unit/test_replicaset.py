@@ -150,6 +150,12 @@ def test_relabelled_pod_is_released_and_replaced() -> None:
     assert plan.create == 1 and plan.status["replicas"] == 2
 
 
+def unschedulable(name: str) -> dict:
+    p = pod(name, phase="Pending", ready=False, node=None)
+    p["status"]["conditions"].append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable"})
+    return p
+
+
 def leaving(name: str, **kw: object) -> dict:
     p = pod(name, node="drained", **kw)  # type: ignore[arg-type]
     p["metadata"]["annotations"] = {"dockyard.io/evacuate": "2026-01-01T12:00:00Z"}
@@ -171,6 +177,8 @@ def leaving(name: str, **kw: object) -> dict:
          [pod("a"), pod("d"), pod("e", ready=False), leaving("b"), leaving("c")], 0, ["b"]),
         ("a set below its Ready count keeps its leaving pods", 3,
          [pod("a", ready=False), pod("b"), pod("d"), leaving("c")], 0, []),
+        ("the replacement cannot be placed anywhere: the leaving pod goes all the same", 3,
+         [pod("a"), pod("b"), unschedulable("d"), leaving("c")], 0, ["c"]),
         ("scaled down meanwhile: the extra staying pod and the leaving one go", 1,
          [pod("a"), pod("b"), leaving("c")], 0, ["a", "c"]),
     ],
