@@ -7,6 +7,8 @@ both sides see the same exception with the same reason and code.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -102,3 +104,62 @@ def forbidden(user: str, verb: str, resource: str, name: str = "") -> ApiError:
 
 def gone(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
+
+
+# Kubernetes defines no StatusReason for HTTP 507; this one names the HTTP status it goes with.
+REASON_INSUFFICIENT_STORAGE = "InsufficientStorage"
+
+
+def insufficient_storage(message: str) -> ApiError:
+    """507 Insufficient Storage: the master cannot store the write (its disk is full).
+
+    The reason is "InsufficientStorage" (`REASON_INSUFFICIENT_STORAGE`): Kubernetes has no
+    reason for this status, so clients that only know Kubernetes reasons see an unknown
+    reason with code 507. Retrying the same write helps only once space has been freed.
+    """
+    return ApiError(507, REASON_INSUFFICIENT_STORAGE, message)
+
+
+def service_unavailable(message: str, retry_after_seconds: int | None = None) -> ApiError:
+    """503 ServiceUnavailable; `retry_after_seconds` goes in `details.retryAfterSeconds`
+    (what Kubernetes clients read as Retry-After)."""
+    details = {"retryAfterSeconds": int(retry_after_seconds)} if retry_after_seconds is not None else None
+    return ApiError(503, "ServiceUnavailable", message, details)
+
+
+def internal_error(message: str) -> ApiError:
+    """500 InternalError with a message that says what failed (never a bare "internal error")."""
+    return ApiError(500, "InternalError", message)
+
+
+def invalid_parameter(name: str, value: str, why: str) -> ApiError:
+    """400 BadRequest for a query parameter that does not parse; the parameter is named."""
+    shown = value if len(value) <= 100 else value[:100] + "..."
+    text = f"Invalid value: {json.dumps(shown)}: {why}"
+    return ApiError(400, "BadRequest", f"{name}: {text}",
+                    {"causes": [{"field": name, "reason": "FieldValueInvalid", "message": text}]})
+
+
+def request_entity_too_large(limit: int) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+def unsupported_media_type(media_type: str, accepted: Sequence[str], hint: str = "") -> ApiError:
+    sent = f" ({media_type})" if media_type else ""
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format{sent} - accepted media types include: "
+        f"{', '.join(accepted)}{hint}",
+    )
+
+
+def too_large_resource_version(requested: int, current: int) -> ApiError:
+    """504 for a resourceVersion newer than the store's (clients relist without one)."""
+    return ApiError(
+        504,
+        "Timeout",
+        f"Too large resource version: {requested}, current: {current}",
+        {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+         "retryAfterSeconds": 1},
+    )

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import logs, nodecerts
 from .api import mastermetrics, proxy
 from .api.app import ApiServer
 from .api.auth import Authenticator
+from .api.podadmission import pending_pods_hook
 from .api.registry import Registry
 from .autoscaling.metrics import make_source
 from .client import Client, config_path
@@ -65,6 +67,7 @@ class MasterConfig:
     extra_sans: list[str] = field(default_factory=list)
     prometheus_url: str | None = None  # HPA metrics from Prometheus instead of the agents
     hpa_sync_seconds: float = field(default_factory=sync_seconds_from_env)
+    max_pending_pods: int | None = None  # None: $DOCKYARD_MAX_PENDING_PODS or 1000; 0 turns it off
 
     @property
     def server_url(self) -> str:
@@ -87,6 +90,78 @@ def primary_ip() -> str:
     return "127.0.0.1"
 
 
+HEADER_TIMEOUT = 32.0  # seconds to send a request's headers: kube-apiserver's ReadHeaderTimeout
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request's headers.
+
+    uvicorn bounds idle keep-alive connections only: a client that sends its headers a byte
+    at a time (or never finishes the body of a request already answered) would hold a
+    connection forever. The deadline runs from the connection (after the TLS handshake) and
+    from the end of each response until the next request's headers are complete; when it
+    passes, the connection is closed without an answer, as Go's ReadHeaderTimeout does.
+    """
+
+    header_timeout: float = HEADER_TIMEOUT
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_received()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle or self.transport.get_protocol() is not self:
+            self._headers_received()  # a request started, or the connection became a WebSocket
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        super().on_response_complete()
+        if self.cycle is cycle and not self.transport.is_closing():
+            self._await_headers()
+
+    def _await_headers(self) -> None:
+        self._headers_received()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_timeout_passed)
+
+    def _headers_received(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout_passed(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return
+        log.debug("closing a connection that sent no complete request headers in %ss", self.header_timeout,
+                  extra={"client": f"{self.client[0]}:{self.client[1]}" if self.client else ""})
+        self.transport.close()
+
+
+def api_server_config(app: Any, host: str, port: int, *, ssl_certfile: str | None = None,
+                      ssl_keyfile: str | None = None, header_timeout: float = HEADER_TIMEOUT) -> uvicorn.Config:
+    """How uvicorn serves the API (the master's, and tests' on loopback)."""
+    protocol = type("ApiHttpProtocol", (HeaderTimeoutProtocol,), {"header_timeout": header_timeout})
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        http=protocol,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
 class Master:
     def __init__(self, cfg: MasterConfig) -> None:
         self.cfg = cfg
@@ -98,6 +173,7 @@ class Master:
         self.registry = Registry(self.store)
         self.registry.ensure_namespaces()
         self.registry.create_hooks.setdefault("Node", []).append(pod_cidr_hook(self.registry, cfg.cluster_cidr))
+        self.registry.create_hooks.setdefault("Pod", []).append(pending_pods_hook(self.registry, cfg.max_pending_pods))
         self.registry.create_hooks.setdefault("Service", []).append(
             service_allocation_hook(self.registry, cfg.service_cidr)
         )
@@ -165,17 +241,9 @@ class Master:
                 log.exception("compaction failed")
 
     async def serve(self) -> None:
-        config = uvicorn.Config(
-            self.api.app,
-            host=self.cfg.host,
-            port=self.cfg.port,
-            ssl_certfile=str(self.pki.server_cert_path),
-            ssl_keyfile=str(self.pki.server_key_path),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
+        config = api_server_config(self.api.app, self.cfg.host, self.cfg.port,
+                                   ssl_certfile=str(self.pki.server_cert_path),
+                                   ssl_keyfile=str(self.pki.server_key_path))
         self.server = uvicorn.Server(config)
         await self.runner.start()
         compactor = asyncio.create_task(self._compact_loop())
@@ -215,6 +283,7 @@ def _master_config(args: Any) -> MasterConfig:
         cluster_cidr=getattr(args, "cluster_cidr", None) or DEFAULT_CLUSTER_CIDR,
         prometheus_url=getattr(args, "prometheus_url", None) or os.environ.get("DOCKYARD_PROMETHEUS_URL") or None,
         hpa_sync_seconds=float(getattr(args, "hpa_sync_period", None) or sync_seconds_from_env()),
+        max_pending_pods=getattr(args, "max_pending_pods", None),
         service_cidr=getattr(args, "service_cidr", None) or DEFAULT_SERVICE_CIDR,
     )
 

@@ -4,7 +4,12 @@ One catch-all route parses `/api/v1/...` and `/apis/{group}/{version}/...` into 
 `Target` (kind, namespace, name, subresource), authenticates the bearer token,
 authorizes the request (admins, node identities, bootstrap tokens), and dispatches to the
 registry. Errors leave as `metav1.Status` bodies; watches are newline-delimited JSON
-streams that end when the client goes away or `timeoutSeconds` passes.
+streams that end when the client goes away or `timeoutSeconds` passes. Bodies and query
+parameters are read strictly before anything acts on them (`requests.py`): bodies up to
+3 MiB (413 beyond, the rest unread), JSON or YAML by `Content-Type` (415 otherwise),
+nesting and YAML aliases bounded, the expected top-level shape; unparsable parameters are
+400 naming the parameter, and `ListOptions`/`DeleteOptions` combinations Kubernetes forbids
+are 422.
 
 What kubectl and the official clients rely on beyond plain REST:
 
@@ -19,20 +24,22 @@ What kubectl and the official clients rely on beyond plain REST:
   the parameter the registry's own strict validation answers 422 Invalid;
 * `dryRun=All` on every write (validated, defaulted, never stored);
 * DELETE on a collection (deletecollection, with label/field selectors);
+* lists are answered whole: `limit` is accepted, no `continue` token is issued (a
+  well-formed one is 410, a malformed one 400), and a list asked for at another revision
+  than the current one (`resourceVersionMatch=Exact`, or a `resourceVersion` with `limit`)
+  is 410, one newer than the store 504 `Too large resource version`;
 * server-side apply (`application/apply-patch+yaml`): a PATCH that creates the object
   when it is missing and otherwise merges it strategically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -45,6 +52,21 @@ from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
 from . import auth, discovery, nodepasswords, openapi, tables
 from .registry import Registry, apply_patch, dumps
+from .requests import (
+    APPLY_PATCH,
+    MERGE_PATCH,
+    OBJECT_MEDIA_TYPES,
+    PATCH_MEDIA_TYPES,
+    ListOptions,
+    Query,
+    check_media_type,
+    decode,
+    delete_options,
+    list_options,
+    media_type,
+    read_body,
+    require_object,
+)
 
 log = logging.getLogger("dockyard.api")
 
@@ -94,7 +116,13 @@ def parse_path(path: str) -> Target:
 
 
 def status_response(e: ApiError) -> Response:
-    return Response(dumps(e.status()), status_code=e.code or 500, media_type="application/json")
+    resp = Response(dumps(e.status()), status_code=e.code or 500, media_type="application/json")
+    if e.code == 413:
+        resp.headers["Connection"] = "close"  # the rest of the body is not read
+    retry = (e.details or {}).get("retryAfterSeconds")
+    if isinstance(retry, int) and retry > 0:
+        resp.headers["Retry-After"] = str(retry)
+    return resp
 
 
 def ok(obj: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
@@ -104,7 +132,6 @@ def ok(obj: Any, code: int = 200, warnings: list[str] | None = None) -> Response
     return resp
 
 
-APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_VALIDATION = ("", "Strict", "Warn", "Ignore")
 
 
@@ -122,6 +149,53 @@ def strict_decoding_error(kind: Kind, unknown: list[str]) -> ApiError:
     return errors.bad_request(
         f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: strict decoding error: {fields}'
     )
+
+
+_UNREAD = object()
+
+
+def check_list_revision(opts: ListOptions, listed: int) -> None:
+    """The list answered is the store's current one: refuse what asks for another revision."""
+    if opts.resource_version in ("", "0"):
+        return
+    rv = int(opts.resource_version)
+    if rv > listed:
+        raise errors.too_large_resource_version(rv, listed)
+    exact = opts.resource_version_match == "Exact" or (opts.limit > 0 and not opts.resource_version_match)
+    if exact and rv != listed:
+        raise errors.gone("The resourceVersion for the provided list is too old.")
+
+
+def check_patch_shape(body: Any, ctype: str) -> None:
+    """A JSON patch is an array of operation objects; every other patch type is an object."""
+    if ctype == "application/json-patch+json":
+        if not isinstance(body, list):
+            raise errors.bad_request("the request body must be a JSON array of patch operations "
+                                     f"({ctype}), not {_shape(body)}")
+        for i, op in enumerate(body):
+            if not isinstance(op, dict):
+                raise errors.bad_request(f"the JSON patch operation [{i}] must be an object, not {_shape(op)}")
+        return
+    if ctype in PATCH_MEDIA_TYPES:
+        require_object(body, f"a patch of type {ctype}")
+
+
+def check_scale(body: Any) -> dict[str, Any]:
+    body = require_object(body, "a Scale")
+    for name in ("metadata", "spec"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise errors.bad_request(f"the request body is not a valid Scale: {name} must be an object, "
+                                     f"not {_shape(body[name])}")
+    rv = (body.get("metadata") or {}).get("resourceVersion")
+    if rv is not None and not isinstance(rv, str):
+        raise errors.bad_request("the request body is not a valid Scale: metadata.resourceVersion must be a string")
+    return body
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 class ApiServer:
@@ -146,7 +220,7 @@ class ApiServer:
             Route("/version", self.version),
             Route("/version/", self.version),
             Route("/healthz", self.health),
-            Route("/readyz", self.health),
+            Route("/readyz", self.ready),
             Route("/livez", self.health),
             Route("/cacerts", self.cacerts),
             *(extra_routes or []),
@@ -178,6 +252,19 @@ class ApiServer:
             self.registry.store.current_revision()
         except Exception as e:  # the store is the only dependency worth checking
             return PlainTextResponse(f"store: {e}", status_code=500)
+        return PlainTextResponse("ok")
+
+    async def ready(self, request: Request) -> Response:
+        """Like /healthz, and not ready while the store says it cannot take writes (`health()`)."""
+        store = self.registry.store
+        try:
+            store.current_revision()
+            check = getattr(store, "health", None)
+            reason = check() if callable(check) else None
+        except Exception as e:
+            return PlainTextResponse(f"store: {e}", status_code=500)
+        if reason:
+            return PlainTextResponse(f"store: {reason}", status_code=500)
         return PlainTextResponse("ok")
 
     async def cacerts(self, request: Request) -> Response:
@@ -229,9 +316,13 @@ class ApiServer:
             bound_node = pod.get("spec", {}).get("nodeName")
         name = target.name
         if verb == "create" and not name:
-            body = await self._body(request)
-            if isinstance(body, dict):
-                name = (body.get("metadata") or {}).get("name")
+            try:
+                body = await self._body(request)
+            except ApiError:
+                body = None  # answered once authorized: the caller may not even create here
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                name = meta["name"]
         areq = auth.Request(
             verb=verb,
             group=target.kind.group,
@@ -291,57 +382,77 @@ class ApiServer:
         if m == "GET":
             if target.name:
                 return "get"
-            return "watch" if request.query_params.get("watch") in ("true", "1") else "list"
+            return "watch" if Query(request).flag("watch") else "list"
         if m == "DELETE" and not target.name:
             return "deletecollection"
         return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[m]
 
     async def _body(self, request: Request) -> Any:
-        raw = await request.body()
+        """The decoded request body (None when empty): read once, kept on the request."""
+        cached = getattr(request.state, "decoded_body", _UNREAD)
+        if cached is _UNREAD:
+            try:
+                cached = await self._read_body(request)
+            except ApiError as e:
+                cached = e
+            request.state.decoded_body = cached
+        if isinstance(cached, ApiError):
+            raise cached
+        return cached
+
+    @staticmethod
+    async def _read_body(request: Request) -> Any:
+        header = request.headers.get("content-type")
+        if request.method == "PATCH":
+            mtype, accepted = media_type(header) or MERGE_PATCH, PATCH_MEDIA_TYPES
+        else:
+            mtype, accepted = media_type(header) or "application/json", OBJECT_MEDIA_TYPES
+        if request.method in ("POST", "PUT", "PATCH"):
+            check_media_type(mtype, accepted)
+        raw = await read_body(request)
         if not raw:
             return None
-        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if "protobuf" in ctype:
-            raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format: {ctype}; this server accepts "
-                           "JSON and YAML bodies (use `kubectl apply -f` rather than `kubectl create <kind>`)")
-        try:
-            if ctype in ("application/yaml", "application/apply-patch+yaml"):
-                return yaml.safe_load(raw)
-            return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as e:
-            raise errors.bad_request(f"the request body is not valid {ctype}: {e}") from None
+        check_media_type(mtype, accepted)
+        return await decode(raw, mtype)
 
     async def _serve(self, request: Request, t: Target, verb: str) -> Response:
         reg = self.registry
-        q = request.query_params
+        q = Query(request)
         kind = t.kind
         wanted = tables.negotiate(request.headers.get("accept"))
-        include = q.get("includeObject") or "Metadata"
+        include = q.raw("includeObject") or "Metadata"
         if include not in tables.INCLUDE_OBJECT:
             raise errors.bad_request(f"includeObject must be one of {', '.join(tables.INCLUDE_OBJECT)}")
-        if verb == "watch" or (verb == "list" and q.get("watch") in ("true", "1")):
-            return self._watch_response(request, t, wanted, include)
+        if verb == "watch":
+            return self._watch_response(request, t, list_options(q, watch=True), wanted, include)
         if verb == "list":
-            out = reg.list(kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+            opts = list_options(q, watch=False)
+            out = reg.list(kind, t.namespace, opts.label_selector, opts.field_selector)
+            check_list_revision(opts, int(out["metadata"]["resourceVersion"]))
             return ok(self._present_list(kind, out, wanted, include))
+        if verb == "get":
+            q.resource_version()
         if t.subresource == "scale":
             if verb == "get":
                 return ok(reg.get_scale(kind, t.namespace or "", t.name or ""))
+            if verb not in ("update", "patch"):
+                raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on {kind.resource}/scale")
             body = await self._body(request)
+            dry = dry_run(request)
             if verb == "patch":
+                ctype = self._patch_type(request)
+                check_patch_shape(body, ctype)
                 current = reg.get_scale(kind, t.namespace or "", t.name or "")
-                body = apply_patch(kind, current, body, request.headers.get("content-type", ""))
-            if not isinstance(body, dict):
-                raise errors.bad_request("a Scale object is required")
-            if dry_run(request):
-                current = reg.get_scale(kind, t.namespace or "", t.name or "")
-                return ok({**current, "spec": {**current["spec"], **(body.get("spec") or {})}})
-            return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body))
+                body = apply_patch(kind, current, body, ctype)
+            body = check_scale(body)
+            return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body, dry_run=dry))
         if t.subresource == "binding":
-            body = await self._body(request) or {}
-            node = (body.get("target") or {}).get("name")
-            if verb != "create" or not node:
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on pods/binding")
+            body = require_object(await self._body(request), "a Binding")
+            target = body.get("target")
+            node = target.get("name") if isinstance(target, dict) else None
+            if not isinstance(node, str) or not node:
                 raise errors.bad_request("a Binding with target.name is required")
             reg.bind(t.namespace or "", t.name or "", node)
             return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
@@ -352,13 +463,11 @@ class ApiServer:
         if verb == "create":
             if t.name:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource is not allowed")
-            body = await self._body(request)
+            body = require_object(await self._body(request), f"a {kind.kind}")
             warnings = self._field_validation(request, kind, body)
             return ok(reg.create(kind, t.namespace, body, dry_run=dry_run(request)), 201, warnings)
         if verb == "update":
-            body = await self._body(request)
-            if not isinstance(body, dict):
-                raise errors.bad_request("the request body must be a JSON object")
+            body = require_object(await self._body(request), f"a {kind.kind}")
             warnings = self._field_validation(request, kind, body)
             return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource, dry_run=dry_run(request)),
                       200, warnings)
@@ -403,17 +512,26 @@ class ApiServer:
         removed = openapi.prune_unknown(kind.kind, body)
         return [f'unknown field "{p}"' for p in removed] if mode == "Warn" else []
 
+    @staticmethod
+    def _patch_type(request: Request) -> str:
+        return media_type(request.headers.get("content-type")) or MERGE_PATCH
+
     async def _patch(self, request: Request, t: Target) -> Response:
         reg = self.registry
         kind = t.kind
         body = await self._body(request)
-        ctype = request.headers.get("content-type", "application/merge-patch+json")
+        ctype = self._patch_type(request)
+        check_patch_shape(body, ctype)
+        if Query(request).flag("force") is not None and ctype != APPLY_PATCH:
+            raise errors.invalid("PatchOptions", "", [{
+                "field": "force", "reason": "FieldValueForbidden",
+                "message": "Forbidden: may not be specified for non-apply patch"}], "meta.k8s.io")
         warnings = self._field_validation(request, kind, body)
         dry = dry_run(request)
-        if ctype.split(";")[0].strip() == APPLY_PATCH and not t.subresource:
-            if not isinstance(body, dict):
-                raise errors.bad_request("an apply patch must be an object")
+        if ctype == APPLY_PATCH and not t.subresource:
             meta = body.setdefault("metadata", {})
+            if not isinstance(meta, dict):
+                raise errors.bad_request("metadata must be an object")
             if meta.get("name") not in (None, t.name):
                 raise errors.bad_request(
                     f"the name of the object ({meta.get('name')}) does not match the name on the URL ({t.name})")
@@ -428,55 +546,37 @@ class ApiServer:
 
     async def _delete(self, request: Request, t: Target) -> Response:
         reg = self.registry
-        q = request.query_params
-        body = await self._body(request) or {}
-        if not isinstance(body, dict):
-            raise errors.bad_request("DeleteOptions must be an object")
-        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
-        propagation = q.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
-        if body.get("orphanDependents") is True:
-            propagation = "Orphan"
-        pre = body.get("preconditions") or {}
-        dry = dry_run(request) or "All" in (body.get("dryRun") or [])
-        try:
-            grace_i = int(grace) if grace is not None else None
-        except ValueError:
-            raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from None
-        if t.name:
-            return ok(reg.delete(t.kind, t.namespace, t.name, grace_i, propagation, pre.get("uid"),
-                                 pre.get("resourceVersion"), dry_run=dry))
-        listed = reg.list(t.kind, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        q = Query(request)
+        listing = list_options(q, watch=False) if not t.name else None
+        opts = delete_options(q, await self._body(request), dry_run(request))
+        if listing is None:
+            return ok(reg.delete(t.kind, t.namespace, t.name or "", opts.grace_period, opts.propagation, opts.uid,
+                                 opts.resource_version, dry_run=opts.dry_run))
+        listed = reg.list(t.kind, t.namespace, listing.label_selector, listing.field_selector)
         deleted = []
         for obj in listed["items"]:
             meta = obj["metadata"]
             try:
-                deleted.append(reg.delete(t.kind, meta.get("namespace"), meta["name"], grace_i, propagation,
-                                          dry_run=dry))
+                deleted.append(reg.delete(t.kind, meta.get("namespace"), meta["name"], opts.grace_period,
+                                          opts.propagation, dry_run=opts.dry_run))
             except ApiError as e:
                 if e.reason != "NotFound":
                     raise
         return ok({**listed, "items": deleted})
 
-    def _watch_response(self, request: Request, t: Target, wanted: tables.Wanted | None = None,
+    def _watch_response(self, request: Request, t: Target, opts: ListOptions, wanted: tables.Wanted | None = None,
                         include: str = "Metadata") -> Response:
-        q = request.query_params
-        timeout = None
-        if q.get("timeoutSeconds"):
-            try:
-                timeout = float(q["timeoutSeconds"])
-            except ValueError:
-                raise errors.bad_request("timeoutSeconds must be a number") from None
-        field_selector = q.get("fieldSelector")
+        field_selector = opts.field_selector
         if t.name:
             field_selector = f"metadata.name={t.name}" + (f",{field_selector}" if field_selector else "")
         events = self.registry.watch(
             t.kind,
             t.namespace,
-            q.get("resourceVersion"),
-            q.get("labelSelector"),
+            opts.resource_version or None,
+            opts.label_selector,
             field_selector,
-            timeout,
-            q.get("allowWatchBookmarks") in ("true", "1"),
+            float(opts.timeout_seconds) if opts.timeout_seconds else None,
+            opts.allow_bookmarks,
         )
         kind = t.kind
         want = wanted or tables.Wanted()
@@ -505,6 +605,10 @@ class ApiServer:
                     yield dumps(out) + b"\n"
             except ApiError as e:
                 yield dumps({"type": "ERROR", "object": e.status()}) + b"\n"
+            except Exception:  # the stream has started: end it with a Status rather than cut it
+                log.exception("internal error serving a watch on %s", request.url.path)
+                err = ApiError(500, "InternalError", "an internal error occurred; see the master's log")
+                yield dumps({"type": "ERROR", "object": err.status()}) + b"\n"
 
         return StreamingResponse(stream(), media_type="application/json",
                                  headers={"Transfer-Encoding": "chunked"})
@@ -516,12 +620,13 @@ class ApiServer:
                             namespace=None, name=None)
         if not auth.authorize(user, areq) and "system:masters" not in user.groups:
             raise errors.forbidden(user.name, "create", NODE_CREDENTIALS)
-        body = await self._body(request) or {}
-        name = (body.get("spec") or {}).get("nodeName")
+        body = require_object(await self._body(request), "a NodeCredential")
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        name = spec.get("nodeName")
         if not isinstance(name, str) or not name:
             raise errors.invalid("NodeCredential", "", [{"field": "spec.nodeName", "reason": "FieldValueRequired",
                                                           "message": "Required value"}], DOCKYARD_GROUP)
-        password = (body.get("spec") or {}).get("password")
+        password = spec.get("password")
         if not isinstance(password, str) or len(password) < nodepasswords.MIN_LENGTH:
             raise errors.invalid("NodeCredential", name, [{
                 "field": "spec.password", "reason": "FieldValueRequired",
@@ -532,7 +637,7 @@ class ApiServer:
         except (ValueError, PKIError) as e:
             raise errors.invalid("NodeCredential", name, [{"field": "spec.nodeName", "reason": "FieldValueInvalid",
                                                             "message": str(e)}], DOCKYARD_GROUP) from None
-        csr = (body.get("spec") or {}).get("servingCSR")
+        csr = spec.get("servingCSR")
         if csr is not None and (not isinstance(csr, str) or self.sign_serving_csr is None):
             raise errors.invalid("NodeCredential", name, [{
                 "field": "spec.servingCSR", "reason": "FieldValueInvalid",

@@ -43,6 +43,11 @@ VERBS = READ_VERBS | WRITE_VERBS | {"delete", "deletecollection"}
 
 # Subresources a node may read: not logs (other tenants' output) nor exec (code execution).
 _NODE_READABLE_SUBRESOURCES = frozenset({"", "status"})
+# What a node may read at all, as Kubernetes' node authorizer allows a kubelet: pods, nodes,
+# services and endpoints (routes, service rules, DNS), and the ConfigMaps and Secrets its own
+# pods reference (narrowed further by the API layer); never workload controllers.
+_NODE_READABLE = frozenset({("", "pods"), ("", "nodes"), ("", "services"), ("", "endpoints"),
+                            ("", "configmaps"), ("", "secrets")})
 _EVENT_GROUPS = frozenset({"", "events.k8s.io"})
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
@@ -176,7 +181,9 @@ def _bootstrap_allowed(req: Request) -> bool:
 def _node_allowed(node: str, req: Request) -> bool:
     verb, group, resource, sub = req.verb, req.group, req.resource, req.subresource
     if verb in READ_VERBS:
-        return sub in _NODE_READABLE_SUBRESOURCES
+        if (group, resource) == ("coordination.k8s.io", "leases"):
+            return verb == "get" and req.namespace == NODE_LEASE_NAMESPACE and req.name == node and sub == ""
+        return (group, resource) in _NODE_READABLE and sub in _NODE_READABLE_SUBRESOURCES
     if group == "" and resource == "nodes":
         return verb in WRITE_VERBS and req.name == node and sub in ("", "status")
     if group == "" and resource == "pods":

@@ -10,6 +10,13 @@ bookkeeping and optimistic concurrency are enforced in one place:
   payload) changes.
 * the main resource cannot change `status` and the `status` subresource cannot change
   anything else, for kinds that have a status subresource.
+* every write (create, update, each patch type, `/status`, `/scale`) is checked in the same
+  order as the API server decodes it: a body that is not a JSON object, or names another
+  apiVersion or kind, is 400 BadRequest; a value of the wrong type or integer width (int32 /
+  int64) is 422 Invalid, before defaults run; then the name, namespace and uid must still be
+  the object's (400, or 409 for a PUT carrying another uid, 422 for a patch changing it;
+  creationTimestamp and the other system fields are kept from the stored object), and only
+  then is the object defaulted and validated. A refused write leaves the store as it was.
 * a write carrying a stale `resourceVersion` fails with 409 Conflict; patches without one
   are retried on conflicts.
 * deletion is graceful for pods bound to a node (the node's agent stops the containers and
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -31,15 +39,21 @@ from typing import Any
 
 from .. import errors
 from ..errors import ApiError
-from ..objects import defaults, patch, selectors, validation
+from ..objects import defaults, patch, schema, selectors, validation
 from ..objects.kinds import KINDS, Kind, by_kind
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
 
 Obj = dict[str, Any]
 
+MAX_GRACE_TIMESTAMP = 100 * 365 * 86400  # seconds a deletionTimestamp may lie ahead
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+# How deeply objects and patches may nest: far beyond any real object (a pod template with
+# affinity and managedFields stays under 20 levels), well within what the code walking them
+# can recurse.
+MAX_DEPTH = 100
 
 
 def clone(obj: Any) -> Any:
@@ -61,6 +75,58 @@ def utcnow() -> datetime:
 
 def random_suffix(n: int = 5) -> str:
     return "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(n))
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a value, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why `value` cannot be stored as JSON (NaN or an infinite number, a value of a non-JSON
+    type such as a YAML date, nesting deeper than `max_depth`), or None."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        where = path or "<root>"
+        if isinstance(item, (dict, list)) and depth >= max_depth:
+            return f"exceeded max depth of {max_depth}"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, (str, int, bool)) and key is not None:
+                    return f"{where}: a key of type {type(key).__name__} is not a JSON object key"
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{where}: {json.dumps(item)} is not a JSON number"
+        elif item is not None and not isinstance(item, (str, int, bool)):
+            return f"{where}: a value of type {type(item).__name__} is not a JSON value"
+    return None
+
+
+def _name_of(obj: Any) -> str:
+    """metadata.name (or generateName) of a body, for messages; "" when there is none."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return ""
+    for key in ("name", "generateName"):
+        if isinstance(meta.get(key), str) and meta[key]:
+            return meta[key]
+    return ""
 
 
 @dataclass(frozen=True)
@@ -115,8 +181,10 @@ class Registry:
     @staticmethod
     def _strip(obj: Obj) -> Obj:
         value = clone(obj)
-        value.get("metadata", {}).pop("resourceVersion", None)
-        value.get("metadata", {}).pop("selfLink", None)
+        meta = value.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("resourceVersion", None)
+            meta.pop("selfLink", None)
         # Go clients serialize empty metadata fields as null (`creationTimestamp: null` in
         # every pod template kubectl sends); the API server drops them when decoding
         spec = value.get("spec")
@@ -139,20 +207,95 @@ class Registry:
     def _validate(self, kind: Kind, obj: Obj, old: Obj | None) -> None:
         errs = validation.validate(kind.kind, obj, old)
         if errs:
-            name = obj.get("metadata", {}).get("name") or obj.get("metadata", {}).get("generateName") or ""
-            raise errors.invalid(kind.kind, name, [e.cause() for e in errs], kind.group)
+            raise errors.invalid(kind.kind, _name_of(obj), [e.cause() for e in errs], kind.group)
 
-    def _check_type(self, kind: Kind, obj: Any) -> None:
+    @staticmethod
+    def _check_type(kind: Kind, obj: Any) -> None:
+        """`obj` is a JSON object of this resource's kind: an apiVersion or kind it names must be
+        the resource's (400 BadRequest, as the API server's decoder answers); missing ones are set."""
         if not isinstance(obj, dict):
-            raise errors.bad_request("the request body must be a JSON object")
-        api_version, k = obj.get("apiVersion"), obj.get("kind")
-        if (api_version, k) != (kind.api_version, kind.kind):
-            if api_version is None and k is None:
-                obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
-                return
             raise errors.bad_request(
-                f"the API version in the data ({api_version}) and kind ({k}) do not match "
-                f"the resource {kind.resource} ({kind.api_version}, {kind.kind})"
+                f"the object provided is unrecognized (must be of type {kind.kind}): "
+                f"expected a JSON object, got {json_type(obj)}"
+            )
+        api_version, k = obj.get("apiVersion"), obj.get("kind")
+        if api_version is None or api_version == "":
+            obj["apiVersion"] = kind.api_version
+        elif api_version != kind.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({kind.api_version})"
+            )
+        if k is None or k == "":
+            obj["kind"] = kind.kind
+        elif k != kind.kind:
+            raise errors.bad_request(
+                f'{k} in version "{kind.version}" cannot be handled as a {kind.kind}: the kind in the data '
+                f"({k}) does not match the expected kind ({kind.kind})"
+            )
+
+    @staticmethod
+    def _check_json(kind: Kind, obj: Any) -> None:
+        """400 BadRequest for what JSON cannot carry (NaN, YAML dates, absurd nesting)."""
+        problem = json_problem(obj)
+        if problem:
+            raise errors.bad_request(f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                                     f"{problem}")
+
+    @staticmethod
+    def _check_shape(kind: Kind, obj: Any, name: str = "") -> None:
+        """422 Invalid naming every field whose value has the wrong type or integer width.
+
+        Runs before defaulting, which (like the semantic rules) assumes well-typed objects.
+        """
+        errs = validation.type_errors(kind.kind, obj)
+        if errs:
+            raise errors.invalid(kind.kind, name or _name_of(obj), [e.cause() for e in errs], kind.group)
+
+    @staticmethod
+    def _check_name(kind: Kind, namespace: str | None, name: str, obj: Obj, *, patch: bool) -> None:
+        """An update or patch names the object on the URL (the API server's checkName): another
+        (or no) name is 400, and so is another namespace. Kind and apiVersion are `_check_type`'s,
+        the uid `_check_uid`'s; creationTimestamp and the other system fields are kept from the
+        stored object whatever the request says (`_merge_update`), as the API server does."""
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        obj_name = meta.get("name")
+        if obj_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({obj_name or ''}) does not match the name on the URL ({name})"
+            )
+        obj_ns = meta.get("namespace")
+        if kind.namespaced and namespace and obj_ns not in (None, "") and obj_ns != namespace:
+            if patch:
+                raise errors.bad_request(
+                    f"the namespace of the provided object ({obj_ns}) does not match the namespace sent on "
+                    f"the request ({namespace})"
+                )
+            raise errors.bad_request(
+                f"the namespace of the object ({obj_ns}) does not match the namespace on the request ({namespace})"
+            )
+
+    @staticmethod
+    def _check_uid(kind: Kind, name: str, obj: Obj, old: Obj, *, patch: bool) -> None:
+        """Another uid is 409 Conflict on a PUT (the API server takes it as a failed uid
+        precondition) and 422 on a patch (metadata.uid is immutable); no uid keeps the stored one."""
+        meta = obj.get("metadata")
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        old_uid = (old.get("metadata") or {}).get("uid")
+        if uid not in (None, "") and old_uid and uid != old_uid:
+            if patch:
+                raise errors.invalid(
+                    kind.kind, name, [validation.invalid("metadata.uid", uid, "field is immutable").cause()],
+                    kind.group,
+                )
+            res = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res} "{name}": Precondition failed: UID in precondition: '
+                f"{uid}, UID in object meta: {old_uid}",
+                {"name": name, "group": kind.group, "kind": kind.resource},
             )
 
     def _check_namespace(self, kind: Kind, namespace: str | None) -> None:
@@ -204,10 +347,13 @@ class Registry:
 
     def create(self, kind: Kind, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
         self._check_type(kind, body)
+        self._check_json(kind, body)
+        self._check_shape(kind, body)
         obj = self._strip(body)
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
+        schema.normalize(kind.kind, obj)
+        if obj.get("metadata") is None:
+            obj["metadata"] = {}
+        meta = obj["metadata"]
         ns = self._ns(kind, namespace or meta.get("namespace"))
         if kind.namespaced:
             if meta.get("namespace") and namespace and meta["namespace"] != namespace:
@@ -254,12 +400,12 @@ class Registry:
         dry_run: bool = False,
     ) -> Obj:
         self._check_type(kind, body)
+        self._check_json(kind, body)
+        self._check_shape(kind, body, name)
+        self._check_name(kind, namespace, name, body, patch=False)
         meta_in = body.get("metadata") or {}
-        if meta_in.get("name") not in (None, name):
-            raise errors.bad_request(
-                f"the name of the object ({meta_in.get('name')}) does not match the name on the URL ({name})"
-            )
         kv = self._kv(kind, namespace, name)
+        self._check_uid(kind, name, body, kv.value, patch=False)
         rv = meta_in.get("resourceVersion")
         if rv not in (None, ""):
             if str(rv) != str(kv.mod_revision):
@@ -270,7 +416,9 @@ class Registry:
         return self._write(kind, kv, new, dry_run)
 
     def _merge_update(self, kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
-        """Build the stored object of an update from the old one and the request body."""
+        """Build the stored object of an update from the old one and the request body (a
+        well-typed object: `_check_shape` ran on it)."""
+        schema.normalize(kind.kind, new)
         if subresource == "status":
             merged = copy.deepcopy(old)
             if "status" in new:
@@ -279,7 +427,9 @@ class Registry:
                 merged.pop("status", None)
             return merged
         merged = new
-        meta = merged.setdefault("metadata", {})
+        if not isinstance(merged.get("metadata"), dict):
+            merged["metadata"] = {}
+        meta = merged["metadata"]
         old_meta = old.get("metadata", {})
         for field in ("uid", "creationTimestamp", "namespace", "name", "generation", "deletionTimestamp",
                       "deletionGracePeriodSeconds"):
@@ -327,12 +477,22 @@ class Registry:
         *,
         dry_run: bool = False,
     ) -> Obj:
+        problem = json_problem(body)
+        if problem:
+            raise errors.bad_request(f"the patch is not valid JSON: {problem}")
         for _attempt in range(8):
             kv = self._kv(kind, namespace, name)
             current = self._with_rv(kv)
             patched = apply_patch(kind, current, body, content_type)
             if not isinstance(patched, dict):
-                raise errors.bad_request("the patch did not produce an object")
+                raise errors.bad_request(
+                    f"the patch did not produce an object: the patched {kind.kind} is a JSON {json_type(patched)}"
+                )
+            self._check_type(kind, patched)
+            self._check_json(kind, patched)
+            self._check_shape(kind, patched, name)
+            self._check_name(kind, namespace, name, patched, patch=True)
+            self._check_uid(kind, name, patched, kv.value, patch=True)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             if rv not in (None, "") and str(rv) != str(kv.mod_revision):
                 raise errors.conflict(kind.resource, name, kind.group)
@@ -378,7 +538,8 @@ class Registry:
             now = self.clock()
             if not nmeta.get("deletionTimestamp"):
                 secs = graceful or 0
-                nmeta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=secs))
+                # an int64 grace can reach past any calendar: the timestamp saturates at 100 years
+                nmeta["deletionTimestamp"] = rfc3339(now + timedelta(seconds=min(secs, MAX_GRACE_TIMESTAMP)))
                 nmeta["deletionGracePeriodSeconds"] = secs
             elif graceful is not None and graceful < int(nmeta.get("deletionGracePeriodSeconds") or 0):
                 nmeta["deletionGracePeriodSeconds"] = graceful
@@ -389,7 +550,8 @@ class Registry:
             if new == obj:
                 return self._with_rv(kv)
             try:
-                out = self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
+                # marking for deletion is part of a delete: accepted on a full disk too
+                out = self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision, deleting=True)
             except (RevisionConflict, KeyNotFound):
                 continue
             return self._read(out)
@@ -465,16 +627,10 @@ class Registry:
         obj = self.get(kind, namespace, name)
         return scale_of(obj)
 
-    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Obj) -> Obj:
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid(
-                "Scale",
-                name,
-                [{"field": "spec.replicas", "reason": "FieldValueInvalid",
-                  "message": f"Invalid value: {replicas!r}: must be a non-negative integer"}],
-                "autoscaling",
-            )
+    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Obj, *, dry_run: bool = False) -> Obj:
+        """Set the replicas of a Deployment or ReplicaSet through an autoscaling/v1 Scale
+        (checked and answered, but not stored, with `dry_run`)."""
+        replicas = self._scale_replicas(namespace, name, scale)
         for _attempt in range(8):
             obj = self.get(kind, namespace, name)
             rv = (scale.get("metadata") or {}).get("resourceVersion")
@@ -482,12 +638,57 @@ class Registry:
                 raise errors.conflict(kind.resource, name, kind.group)
             obj["spec"]["replicas"] = replicas
             try:
-                return scale_of(self.update(kind, namespace, name, obj, require_rv=True))
+                return scale_of(self.update(kind, namespace, name, obj, require_rv=True, dry_run=dry_run))
             except ApiError as e:
                 if e.reason == "Conflict" and not rv:
                     continue
                 raise
         raise errors.conflict(kind.resource, name, kind.group)
+
+    @staticmethod
+    def _scale_replicas(namespace: str, name: str, scale: Any) -> int:
+        """spec.replicas of a Scale body: an int32 >= 0 (ValidateScale); the body must be a
+        Scale of this object."""
+        if not isinstance(scale, dict):
+            raise errors.bad_request(
+                f"the object provided is unrecognized (must be of type Scale): expected a JSON object, "
+                f"got {json_type(scale)}"
+            )
+        api_version, k = scale.get("apiVersion"), scale.get("kind")
+        if api_version not in (None, "") and api_version != "autoscaling/v1":
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                "(autoscaling/v1)"
+            )
+        if k not in (None, "") and k != "Scale":
+            raise errors.bad_request(
+                f'{k} in version "v1" cannot be handled as a Scale: the kind in the data ({k}) does not '
+                "match the expected kind (Scale)"
+            )
+        problem = json_problem(scale)
+        if problem:
+            raise errors.bad_request(f'Scale in version "v1" cannot be handled as a Scale: {problem}')
+        errs = validation.type_errors("Scale", scale)
+        if errs:
+            raise errors.invalid("Scale", name, [e.cause() for e in errs], "autoscaling")
+        meta = scale.get("metadata") or {}
+        if meta.get("name") not in (None, "", name):
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
+        if meta.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request(
+                f"the namespace of the object ({meta['namespace']}) does not match the namespace on the "
+                f"request ({namespace})"
+            )
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if replicas is None:
+            cause = validation.required("spec.replicas")
+        elif replicas < 0:
+            cause = validation.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+        else:
+            return int(replicas)
+        raise errors.invalid("Scale", name, [cause.cause()], "autoscaling")
 
     # -- watch ------------------------------------------------------------------------
 
@@ -590,7 +791,7 @@ def _fold_string_data(secret: Obj) -> None:
     if string_data:
         data = secret.setdefault("data", {})
         for k, v in string_data.items():
-            data[k] = base64.b64encode(str(v).encode()).decode()
+            data[k] = base64.b64encode(str(v if v is not None else "").encode()).decode()
 
 
 def scale_of(obj: Obj) -> Obj:
@@ -656,6 +857,8 @@ def apply_patch(kind: Kind, current: Obj, body: Any, content_type: str) -> Any:
             return patch.strategic_merge_patch(current, body, kind.kind)
     except ValueError as e:
         raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
+    except RecursionError:
+        raise errors.bad_request(f"the patch could not be applied: exceeded max depth of {MAX_DEPTH}") from None
     raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ct}")
 
 

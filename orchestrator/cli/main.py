@@ -111,6 +111,9 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-grace", type=seconds, metavar="S",
                    help="how long a node's Lease may go unrenewed before the node is NotReady and its pods "
                         "leave their Services (default 8s)")
+    p.add_argument("--max-pending-pods", type=int, metavar="N",
+                   help="refuse new pods while N pods wait for a node (default $DOCKYARD_MAX_PENDING_PODS or "
+                        "1000; 0 turns the limit off)")
     p.add_argument("--eviction-timeout", type=seconds, metavar="S",
                    help="how long pods stay on an unreachable node before they are evicted (default 5s)")
 

@@ -13,7 +13,12 @@ Rules (from the Kubernetes ReplicaSet controller):
   as Kubernetes does) and is replaced: relabelling a pod takes it out of the set.
 * Active pods: not terminating and phase not Succeeded/Failed. Only they count toward
   replicas; a terminating pod is already on its way out and is never deleted twice.
-* Creations and deletions per pass are capped at `max_burst`.
+* Creations and deletions per pass are capped at `max_burst` (Kubernetes' `burstReplicas`,
+  500). The caller creates the pods in slow-start batches (`slow_start_batches`: 1, 2, 4, …
+  doubling, the last one what remains) and stops at the first batch in which a creation
+  fails: a quota or admission refusal then costs one attempt per pass, not `max_burst`.
+  What was skipped is left to the next pass, which sees the pods created so far (the
+  caller reads fresh state from the in-process registry, so no "expectations" are needed).
 * A ReplicaSet that is itself being deleted gets no creations or deletions, only status.
 * Deletion order, most deletable first: unscheduled before scheduled; Pending < Unknown <
   Running; not ready before ready; lower `controller.kubernetes.io/pod-deletion-cost`
@@ -29,8 +34,9 @@ Rules (from the Kubernetes ReplicaSet controller):
   room) the evacuating pod goes anyway, so the drain finishes as Kubernetes' would.
 * Status: replicas (active), fullyLabeledReplicas (active pods carrying all template labels),
   readyReplicas, availableReplicas (ready for spec.minReadySeconds), observedGeneration, and
-  the existing conditions untouched (the caller may add ReplicaFailure when creation fails,
-  see `replica_failure_condition`).
+  the existing conditions untouched. The caller sets ReplicaFailure (FailedCreate or
+  FailedDelete, with the error) when a pass stops on an error, and removes it after a pass
+  without errors, as Kubernetes does: `with_replica_failure`.
 """
 
 from __future__ import annotations
@@ -138,6 +144,45 @@ def replica_failure_condition(message: str, now: datetime, reason: str = "Failed
         "message": message,
         "lastTransitionTime": stamp,
     }
+
+
+def with_replica_failure(status: dict, failure: tuple[str, str] | None, now: datetime) -> dict:
+    """`status` with the ReplicaFailure condition set to `(reason, message)`, or removed (None).
+
+    A condition that is already there keeps its lastTransitionTime; only its reason and
+    message follow the latest error. Returns a new dict, `status` is left as it was.
+    """
+    out = dict(status)
+    others = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    if failure is not None:
+        reason, message = failure
+        cond = replica_failure_condition(message, now, reason)
+        old = next((c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+        if old is not None and old.get("status") == "True" and old.get("lastTransitionTime"):
+            cond["lastTransitionTime"] = old["lastTransitionTime"]
+        others.append(cond)
+    if others:
+        out["conditions"] = others
+    else:
+        out.pop("conditions", None)
+    return out
+
+
+def slow_start_batches(n: int, burst: int = DEFAULT_MAX_BURST, initial: int = 1) -> list[int]:
+    """Batch sizes for creating `n` pods in one pass: `initial`, then doubling, the last batch
+    what remains, `min(n, burst)` pods in all (Kubernetes' `slowStartBatch`).
+
+    `slow_start_batches(500)` is [1, 2, 4, 8, 16, 32, 64, 128, 245]; [] when there is
+    nothing to create.
+    """
+    remaining = max(0, min(n, burst))
+    sizes: list[int] = []
+    size = min(remaining, max(1, initial))
+    while size > 0:
+        sizes.append(size)
+        remaining -= size
+        size = min(2 * size, remaining)
+    return sizes
 
 
 def plan_replicaset(

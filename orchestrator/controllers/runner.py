@@ -56,7 +56,12 @@ class Runner:
         self.queues: dict[str, asyncio.Queue[str]] = {}
         self.pending: dict[str, set[str]] = {}
         self.failures: dict[tuple[str, str], int] = {}
+        self.retrying: set[tuple[str, str]] = set()  # keys with a delayed retry scheduled
         self.tasks: list[asyncio.Task[None]] = []
+
+    def _retry(self, c: Controller, key: str) -> None:
+        self.retrying.discard((c.name, key))
+        self.enqueue(c, key)
 
     def queue_depth(self) -> dict[str, int]:
         return {name: q.qsize() for name, q in self.queues.items()}
@@ -128,6 +133,9 @@ class Runner:
                     log.debug("%s: %s: %s; retrying in %.2fs", c.name, key, e.message, delay)
                 else:
                     log.exception("%s: sync of %s failed; retrying in %.2fs", c.name, key, delay)
-                asyncio.get_running_loop().call_later(delay, self.enqueue, c, key)
+                retry = (c.name, key)
+                if retry not in self.retrying:  # one delayed retry per key, as a workqueue keeps
+                    self.retrying.add(retry)
+                    asyncio.get_running_loop().call_later(delay, self._retry, c, key)
             # let the API server breathe between syncs
             await asyncio.sleep(0)

@@ -6,6 +6,17 @@ the plan: create/delete pods, create/update/delete ReplicaSets, write status, an
 record Events. An automatic rollback (`DeploymentPlan.rollback`) is written as an ordinary
 update of the Deployment's spec.template, checked against the resourceVersion that was
 read, so a concurrent user edit wins and the pass is simply retried.
+
+The ReplicaSet controller creates a pass's pods in slow-start batches (1, 2, 4, …, at most
+`max_burst` pods) and stops at the first failed creation: the rest is skipped for this
+pass, a FailedCreate event is recorded (FailedDelete for deletions) and the ReplicaSet gets
+the ReplicaFailure condition. The pass then ends normally rather than failing: the next
+one comes with the resync (`resync_seconds`) or the next change to the set's pods, and
+sees every pod created so far. (Failing the pass would add a runtime retry on top of
+those triggers for every failed pass; a set refused for minutes would then be retried
+many times a second.) A set scaled far beyond what the cluster admits (the pending pods
+limit, `api/podadmission.py`) therefore costs one refused creation per pass, not a burst
+of them. The condition is removed by the next pass without errors.
 """
 
 from __future__ import annotations
@@ -20,7 +31,13 @@ from ..errors import ApiError
 from ..objects.kinds import by_kind
 from .deployment import plan_deployment
 from .events import EventRecorder
-from .replicaset import plan_replicaset, pod_from_template
+from .replicaset import (
+    DEFAULT_MAX_BURST,
+    plan_replicaset,
+    pod_from_template,
+    slow_start_batches,
+    with_replica_failure,
+)
 from .runner import Controller, split_key
 
 log = logging.getLogger("dockyard.controllers")
@@ -50,9 +67,10 @@ class ReplicaSetController(Controller):
     watches = (RS, POD)
     resync_seconds = 10.0
 
-    def __init__(self, registry: Registry, recorder: EventRecorder) -> None:
+    def __init__(self, registry: Registry, recorder: EventRecorder, max_burst: int = DEFAULT_MAX_BURST) -> None:
         super().__init__(registry)
         self.events = recorder
+        self.max_burst = max_burst
 
     def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
         if kind is RS:
@@ -69,29 +87,67 @@ class ReplicaSetController(Controller):
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
         pods = owned(self.registry.items(POD, ns), rs)
-        plan = plan_replicaset(rs, pods, self.registry.clock())
-        for _ in range(plan.create):
-            pod = pod_from_template(rs)
-            try:
-                created = self.registry.create(POD, ns, pod)
-            except ApiError as e:
-                self.events.record(rs, "Warning", "FailedCreate", f"Error creating: {e.message}")
-                raise
-            self.events.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-        for pod in plan.delete:
-            try:
-                self.registry.delete(POD, ns, pod["metadata"]["name"])
-            except ApiError as e:
-                if e.code != 404:
-                    raise
-            self.events.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        now = self.registry.clock()
+        plan = plan_replicaset(rs, pods, now, self.max_burst)
+        failure: tuple[str, ApiError] | None = None
+        if plan.create:
+            error = self._create_pods(key, rs, plan.create)
+            if error is not None:
+                failure = ("FailedCreate", error)
+        error = self._delete_pods(rs, plan.delete)
+        if error is not None and failure is None:
+            failure = ("FailedDelete", error)
         for pod in plan.release:
             refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]]
             self.registry.patch(POD, ns, pod["metadata"]["name"], {"metadata": {"ownerReferences": refs or None}},
                                 "application/merge-patch+json")
-        if plan.status != rs.get("status"):
-            rs["status"] = plan.status
+        status = with_replica_failure(plan.status, (failure[0], failure[1].message) if failure else None, now)
+        if status != rs.get("status"):
+            rs["status"] = status
             self.registry.update(RS, ns, name, rs, "status")
+
+    def _create_pods(self, key: str, rs: dict[str, Any], count: int) -> ApiError | None:
+        """Create up to `count` pods in slow-start batches; the error that stopped them, if any."""
+        ns = rs["metadata"]["namespace"]
+        batches: list[int] = []  # pods created per batch (the last one short when it failed)
+        error: ApiError | None = None
+        for size in slow_start_batches(count, self.max_burst):
+            made = 0
+            for _ in range(size):
+                try:
+                    created = self.registry.create(POD, ns, pod_from_template(rs))
+                except ApiError as e:
+                    error = e
+                    break
+                made += 1
+                self.events.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+            batches.append(made)
+            if error is not None:
+                break
+        done = sum(batches)
+        fields = {"replicaset": key, "batches": batches, "pods_created": done, "pods_skipped": count - done}
+        if error is None:
+            log.info("created %d pods in slow-start batches %s", done, batches, extra=fields)
+            return None
+        self.events.record(rs, "Warning", "FailedCreate", f"Error creating: {error.message}")
+        log.warning("created %d of %d pods in slow-start batches %s, skipped %d: %s", done, count, batches,
+                    count - done, error.message, extra={**fields, "error": error.message})
+        return error
+
+    def _delete_pods(self, rs: dict[str, Any], pods: list[dict[str, Any]]) -> ApiError | None:
+        """Delete the plan's pods (at most `max_burst`); the error that stopped them, if any."""
+        ns = rs["metadata"]["namespace"]
+        for pod in pods:
+            try:
+                self.registry.delete(POD, ns, pod["metadata"]["name"])
+            except ApiError as e:
+                if e.code != 404:
+                    self.events.record(rs, "Warning", "FailedDelete", f"Error deleting: {e.message}")
+                    log.warning("deleting pods stopped at %s: %s", pod["metadata"]["name"], e.message,
+                                extra={"replicaset": f"{ns}/{rs['metadata']['name']}", "error": e.message})
+                    return e
+            self.events.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        return None
 
 
 class DeploymentController(Controller):

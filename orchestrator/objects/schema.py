@@ -5,7 +5,7 @@ always does, so a typo such as `imagee` is an error instead of silently dropped 
 
 The description is declarative and deliberately compact. A schema node is one of:
 
-* a `Scalar` (`STRING`, `INTEGER`, `BOOLEAN`, `NUMBER`, `INT_OR_STRING`, `QUANTITY`, `ANY`);
+* a `Scalar` (`STRING`, `INT32`, `INT64`, `BOOLEAN`, `NUMBER`, `INT_OR_STRING`, `QUANTITY`, `ANY`);
 * `Struct` — an object whose field names are known (`struct(name=STRING, ...)`);
 * `ListOf(node)` — a JSON array of `node`;
 * `MapOf(node)` — an object with free keys (labels, data, resource lists) and `node` values.
@@ -14,51 +14,89 @@ The description is declarative and deliberately compact. A schema node is one of
 one entry (reusing `OBJECT_META`, `LABEL_SELECTOR`, `POD_TEMPLATE_SPEC`, ...). `null` is
 accepted for every field, as the API server treats it as "unset".
 
-`check(kind, obj)` walks an object and returns `SchemaProblem`s (unknown field or wrong value
-type), `unknown_fields(kind, obj)` returns just the dotted paths of unknown fields, e.g.
-`spec.template.spec.containers[0].imagee`.
+Integers have the width Kubernetes gives the field in its Go types: `INT32` (replicas, ports,
+probe timings, ... and the integer half of `INT_OR_STRING`) or `INT64` (seconds that may be
+long, user and group ids, generations, sizes). A value outside the width is a type problem, as
+it is for the API server, which cannot decode it; booleans are never integers, integral floats
+(`3.0`, `1e3`) are integers, and NaN or infinite numbers are never accepted. `normalize` turns
+integral floats at integer fields into ints, so stored objects read back as Go clients expect.
+
+`check(kind, obj)` walks an object and returns `SchemaProblem`s (unknown field, wrong value
+type, integer out of range), `unknown_fields(kind, obj)` returns just the dotted paths of
+unknown fields, e.g. `spec.template.spec.containers[0].imagee`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+INT32_RANGE = (-(2**31), 2**31 - 1)
+INT64_RANGE = (-(2**63), 2**63 - 1)
+_RANGES = {"int32": INT32_RANGE, "int64": INT64_RANGE}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_integral(value: Any) -> bool:
+    """An int, or a float with an integral value (`3.0`, `1e3`): what JSON may carry for an integer."""
+    return _is_int(value) or (isinstance(value, float) and value.is_integer())
+
 
 @dataclass(frozen=True)
 class Scalar:
-    """A leaf value; `name` is what error messages call the expected type."""
+    """A leaf value; `name` is what error messages call the expected type.
+
+    `format` is the width of an integer (`int32` or `int64`, as in Kubernetes' OpenAPI), for
+    `integer` and the integer half of `integer or string`.
+    """
 
     name: str
+    format: str = ""
 
     def accepts(self, value: Any) -> bool:
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        is_integral_float = isinstance(value, float) and value.is_integer()
+        """Whether `value` has this type (see `in_range` for the width of integers)."""
         if self.name == "any":
             return True
         if self.name == "string":
             return isinstance(value, str)
         if self.name == "integer":
-            return is_int or is_integral_float
+            return _is_integral(value)
         if self.name == "boolean":
             return isinstance(value, bool)
         if self.name == "number":
-            return is_int or isinstance(value, float)
+            return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
         if self.name == "integer or string":
-            return is_int or is_integral_float or isinstance(value, str)
+            return _is_integral(value) or isinstance(value, str)
         if self.name == "quantity":
-            return is_int or isinstance(value, (float, str))
+            return _is_int(value) or isinstance(value, str) or (isinstance(value, float) and math.isfinite(value))
         if self.name == "object":
             return isinstance(value, dict)
         raise AssertionError(f"unknown scalar {self.name}")
 
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        """(min, max) of an integer of this width, or None."""
+        return _RANGES.get(self.format)
+
+    def in_range(self, value: Any) -> bool:
+        """False for an integer (of an accepted type) outside this scalar's width."""
+        bounds = self.bounds
+        if bounds is None or not _is_integral(value):
+            return True
+        return bounds[0] <= value <= bounds[1]
+
 
 STRING = Scalar("string")
-INTEGER = Scalar("integer")
+INT32 = Scalar("integer", "int32")
+INT64 = Scalar("integer", "int64")
 BOOLEAN = Scalar("boolean")
 NUMBER = Scalar("number")
-INT_OR_STRING = Scalar("integer or string")
+INT_OR_STRING = Scalar("integer or string", "int32")  # intstr.IntOrString holds an int32
 QUANTITY = Scalar("quantity")
 ANY = Scalar("any")
 OPAQUE_OBJECT = Scalar("object")  # an object whose content is not checked (e.g. affinity)
@@ -102,10 +140,10 @@ OBJECT_META = struct(
     selfLink=STRING,
     uid=STRING,
     resourceVersion=STRING,
-    generation=INTEGER,
+    generation=INT64,
     creationTimestamp=STRING,
     deletionTimestamp=STRING,
-    deletionGracePeriodSeconds=INTEGER,
+    deletionGracePeriodSeconds=INT64,
     labels=MapOf(STRING),
     annotations=MapOf(STRING),
     ownerReferences=ListOf(OWNER_REFERENCE),
@@ -130,12 +168,12 @@ OBJECT_REFERENCE = struct(
 
 LOCAL_OBJECT_REFERENCE = struct(name=STRING)
 
-KEY_TO_PATH = struct(key=STRING, path=STRING, mode=INTEGER)
+KEY_TO_PATH = struct(key=STRING, path=STRING, mode=INT32)
 
 CONDITION = struct(
     type=STRING,
     status=STRING,
-    observedGeneration=INTEGER,
+    observedGeneration=INT64,
     lastProbeTime=STRING,
     lastHeartbeatTime=STRING,
     lastUpdateTime=STRING,
@@ -157,23 +195,23 @@ HTTP_GET_ACTION = struct(
     httpHeaders=ListOf(struct(name=STRING, value=STRING)),
 )
 TCP_SOCKET_ACTION = struct(port=INT_OR_STRING, host=STRING)
-GRPC_ACTION = struct(port=INTEGER, service=STRING)
+GRPC_ACTION = struct(port=INT32, service=STRING)
 
 PROBE = struct(
     exec=EXEC_ACTION,
     httpGet=HTTP_GET_ACTION,
     tcpSocket=TCP_SOCKET_ACTION,
     grpc=GRPC_ACTION,
-    initialDelaySeconds=INTEGER,
-    timeoutSeconds=INTEGER,
-    periodSeconds=INTEGER,
-    successThreshold=INTEGER,
-    failureThreshold=INTEGER,
-    terminationGracePeriodSeconds=INTEGER,
+    initialDelaySeconds=INT32,
+    timeoutSeconds=INT32,
+    periodSeconds=INT32,
+    successThreshold=INT32,
+    failureThreshold=INT32,
+    terminationGracePeriodSeconds=INT64,
 )
 
 LIFECYCLE_HANDLER = struct(
-    exec=EXEC_ACTION, httpGet=HTTP_GET_ACTION, tcpSocket=TCP_SOCKET_ACTION, sleep=struct(seconds=INTEGER)
+    exec=EXEC_ACTION, httpGet=HTTP_GET_ACTION, tcpSocket=TCP_SOCKET_ACTION, sleep=struct(seconds=INT64)
 )
 
 CAPABILITIES = struct(add=ListOf(STRING), drop=ListOf(STRING))
@@ -185,8 +223,8 @@ SECURITY_CONTEXT = struct(
     privileged=BOOLEAN,
     seLinuxOptions=SE_LINUX_OPTIONS,
     windowsOptions=OPAQUE_OBJECT,
-    runAsUser=INTEGER,
-    runAsGroup=INTEGER,
+    runAsUser=INT64,
+    runAsGroup=INT64,
     runAsNonRoot=BOOLEAN,
     readOnlyRootFilesystem=BOOLEAN,
     allowPrivilegeEscalation=BOOLEAN,
@@ -209,7 +247,7 @@ CONTAINER = struct(
     args=ListOf(STRING),
     workingDir=STRING,
     ports=ListOf(
-        struct(name=STRING, containerPort=INTEGER, hostPort=INTEGER, hostIP=STRING, protocol=STRING)
+        struct(name=STRING, containerPort=INT32, hostPort=INT32, hostIP=STRING, protocol=STRING)
     ),
     env=ListOf(struct(name=STRING, value=STRING, valueFrom=ENV_VAR_SOURCE)),
     envFrom=ListOf(
@@ -255,24 +293,24 @@ DOWNWARD_API_FILE = struct(
     path=STRING,
     fieldRef=struct(apiVersion=STRING, fieldPath=STRING),
     resourceFieldRef=struct(containerName=STRING, resource=STRING, divisor=QUANTITY),
-    mode=INTEGER,
+    mode=INT32,
 )
 
 VOLUME = struct(
     name=STRING,
     emptyDir=struct(medium=STRING, sizeLimit=QUANTITY),
     hostPath=struct(path=STRING, type=STRING),
-    configMap=struct(name=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INTEGER, optional=BOOLEAN),
-    secret=struct(secretName=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INTEGER, optional=BOOLEAN),
-    downwardAPI=struct(items=ListOf(DOWNWARD_API_FILE), defaultMode=INTEGER),
+    configMap=struct(name=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INT32, optional=BOOLEAN),
+    secret=struct(secretName=STRING, items=ListOf(KEY_TO_PATH), defaultMode=INT32, optional=BOOLEAN),
+    downwardAPI=struct(items=ListOf(DOWNWARD_API_FILE), defaultMode=INT32),
     projected=struct(
-        defaultMode=INTEGER,
+        defaultMode=INT32,
         sources=ListOf(
             struct(
                 configMap=CONFIG_MAP_PROJECTION,
                 secret=SECRET_PROJECTION,
                 downwardAPI=struct(items=ListOf(DOWNWARD_API_FILE)),
-                serviceAccountToken=struct(audience=STRING, expirationSeconds=INTEGER, path=STRING),
+                serviceAccountToken=struct(audience=STRING, expirationSeconds=INT64, path=STRING),
             )
         ),
     ),
@@ -286,12 +324,12 @@ VOLUME_SOURCES: tuple[str, ...] = tuple(f for f in VOLUME.fields if f != "name")
 POD_SECURITY_CONTEXT = struct(
     seLinuxOptions=SE_LINUX_OPTIONS,
     windowsOptions=OPAQUE_OBJECT,
-    runAsUser=INTEGER,
-    runAsGroup=INTEGER,
+    runAsUser=INT64,
+    runAsGroup=INT64,
     runAsNonRoot=BOOLEAN,
-    supplementalGroups=ListOf(INTEGER),
+    supplementalGroups=ListOf(INT64),
     supplementalGroupsPolicy=STRING,
-    fsGroup=INTEGER,
+    fsGroup=INT64,
     fsGroupChangePolicy=STRING,
     sysctls=ListOf(struct(name=STRING, value=STRING)),
     seccompProfile=SECCOMP_PROFILE,
@@ -299,15 +337,15 @@ POD_SECURITY_CONTEXT = struct(
     seLinuxChangePolicy=STRING,
 )
 
-TOLERATION = struct(key=STRING, operator=STRING, value=STRING, effect=STRING, tolerationSeconds=INTEGER)
+TOLERATION = struct(key=STRING, operator=STRING, value=STRING, effect=STRING, tolerationSeconds=INT64)
 
 POD_SPEC = struct(
     volumes=ListOf(VOLUME),
     initContainers=ListOf(CONTAINER),
     containers=ListOf(CONTAINER),
     restartPolicy=STRING,
-    terminationGracePeriodSeconds=INTEGER,
-    activeDeadlineSeconds=INTEGER,
+    terminationGracePeriodSeconds=INT64,
+    activeDeadlineSeconds=INT64,
     dnsPolicy=STRING,
     dnsConfig=struct(
         nameservers=ListOf(STRING),
@@ -334,7 +372,7 @@ POD_SPEC = struct(
     tolerations=ListOf(TOLERATION),
     hostAliases=ListOf(struct(ip=STRING, hostnames=ListOf(STRING))),
     priorityClassName=STRING,
-    priority=INTEGER,
+    priority=INT32,
     preemptionPolicy=STRING,
     readinessGates=ListOf(struct(conditionType=STRING)),
     runtimeClassName=STRING,
@@ -348,8 +386,8 @@ CONTAINER_STATE = struct(
     waiting=struct(reason=STRING, message=STRING),
     running=struct(startedAt=STRING),
     terminated=struct(
-        exitCode=INTEGER,
-        signal=INTEGER,
+        exitCode=INT32,
+        signal=INT32,
         reason=STRING,
         message=STRING,
         startedAt=STRING,
@@ -364,7 +402,7 @@ CONTAINER_STATUS = struct(
     lastState=CONTAINER_STATE,
     ready=BOOLEAN,
     started=BOOLEAN,
-    restartCount=INTEGER,
+    restartCount=INT32,
     image=STRING,
     imageID=STRING,
     containerID=STRING,
@@ -391,7 +429,7 @@ POD_STATUS = struct(
     ephemeralContainerStatuses=ListOf(CONTAINER_STATUS),
     qosClass=STRING,
     resize=STRING,
-    observedGeneration=INTEGER,
+    observedGeneration=INT64,
 )
 
 POD_TEMPLATE_SPEC = struct(metadata=OBJECT_META, spec=POD_SPEC)
@@ -399,59 +437,59 @@ POD_TEMPLATE_SPEC = struct(metadata=OBJECT_META, spec=POD_SPEC)
 # --- workloads --------------------------------------------------------------------------------
 
 REPLICA_SET_SPEC = struct(
-    replicas=INTEGER, minReadySeconds=INTEGER, selector=LABEL_SELECTOR, template=POD_TEMPLATE_SPEC
+    replicas=INT32, minReadySeconds=INT32, selector=LABEL_SELECTOR, template=POD_TEMPLATE_SPEC
 )
 REPLICA_SET_STATUS = struct(
-    replicas=INTEGER,
-    fullyLabeledReplicas=INTEGER,
-    readyReplicas=INTEGER,
-    availableReplicas=INTEGER,
-    terminatingReplicas=INTEGER,
-    observedGeneration=INTEGER,
+    replicas=INT32,
+    fullyLabeledReplicas=INT32,
+    readyReplicas=INT32,
+    availableReplicas=INT32,
+    terminatingReplicas=INT32,
+    observedGeneration=INT64,
     conditions=ListOf(CONDITION),
 )
 
 DEPLOYMENT_SPEC = struct(
-    replicas=INTEGER,
+    replicas=INT32,
     selector=LABEL_SELECTOR,
     template=POD_TEMPLATE_SPEC,
     strategy=struct(
         type=STRING,
         rollingUpdate=struct(maxUnavailable=INT_OR_STRING, maxSurge=INT_OR_STRING),
     ),
-    minReadySeconds=INTEGER,
-    revisionHistoryLimit=INTEGER,
+    minReadySeconds=INT32,
+    revisionHistoryLimit=INT32,
     paused=BOOLEAN,
-    progressDeadlineSeconds=INTEGER,
+    progressDeadlineSeconds=INT32,
 )
 DEPLOYMENT_STATUS = struct(
-    observedGeneration=INTEGER,
-    replicas=INTEGER,
-    updatedReplicas=INTEGER,
-    readyReplicas=INTEGER,
-    availableReplicas=INTEGER,
-    unavailableReplicas=INTEGER,
-    terminatingReplicas=INTEGER,
+    observedGeneration=INT64,
+    replicas=INT32,
+    updatedReplicas=INT32,
+    readyReplicas=INT32,
+    availableReplicas=INT32,
+    unavailableReplicas=INT32,
+    terminatingReplicas=INT32,
     conditions=ListOf(CONDITION),
-    collisionCount=INTEGER,
+    collisionCount=INT32,
 )
 
 # --- autoscaling ------------------------------------------------------------------------------
 
 METRIC_IDENTIFIER = struct(name=STRING, selector=LABEL_SELECTOR)
-METRIC_TARGET = struct(type=STRING, value=QUANTITY, averageValue=QUANTITY, averageUtilization=INTEGER)
-METRIC_VALUE_STATUS = struct(value=QUANTITY, averageValue=QUANTITY, averageUtilization=INTEGER)
+METRIC_TARGET = struct(type=STRING, value=QUANTITY, averageValue=QUANTITY, averageUtilization=INT32)
+METRIC_VALUE_STATUS = struct(value=QUANTITY, averageValue=QUANTITY, averageUtilization=INT32)
 CROSS_VERSION_OBJECT_REFERENCE = struct(apiVersion=STRING, kind=STRING, name=STRING)
 HPA_SCALING_RULES = struct(
-    stabilizationWindowSeconds=INTEGER,
+    stabilizationWindowSeconds=INT32,
     selectPolicy=STRING,
-    policies=ListOf(struct(type=STRING, value=INTEGER, periodSeconds=INTEGER)),
+    policies=ListOf(struct(type=STRING, value=INT32, periodSeconds=INT32)),
     tolerance=QUANTITY,
 )
 HPA_SPEC = struct(
     scaleTargetRef=CROSS_VERSION_OBJECT_REFERENCE,
-    minReplicas=INTEGER,
-    maxReplicas=INTEGER,
+    minReplicas=INT32,
+    maxReplicas=INT32,
     metrics=ListOf(
         struct(
             type=STRING,
@@ -466,10 +504,10 @@ HPA_SPEC = struct(
     behavior=struct(scaleUp=HPA_SCALING_RULES, scaleDown=HPA_SCALING_RULES),
 )
 HPA_STATUS = struct(
-    observedGeneration=INTEGER,
+    observedGeneration=INT64,
     lastScaleTime=STRING,
-    currentReplicas=INTEGER,
-    desiredReplicas=INTEGER,
+    currentReplicas=INT32,
+    desiredReplicas=INT32,
     currentMetrics=ListOf(
         struct(
             type=STRING,
@@ -503,7 +541,7 @@ NODE_STATUS = struct(
     phase=STRING,
     conditions=ListOf(CONDITION),
     addresses=ListOf(struct(type=STRING, address=STRING)),
-    daemonEndpoints=struct(kubeletEndpoint=struct(Port=INTEGER)),
+    daemonEndpoints=struct(kubeletEndpoint=struct(Port=INT32)),
     nodeInfo=struct(
         machineID=STRING,
         systemUUID=STRING,
@@ -517,7 +555,7 @@ NODE_STATUS = struct(
         architecture=STRING,
         swap=OPAQUE_OBJECT,
     ),
-    images=ListOf(struct(names=ListOf(STRING), sizeBytes=INTEGER)),
+    images=ListOf(struct(names=ListOf(STRING), sizeBytes=INT64)),
     volumesInUse=ListOf(STRING),
     volumesAttached=ListOf(struct(name=STRING, devicePath=STRING)),
     config=OPAQUE_OBJECT,
@@ -528,7 +566,7 @@ NODE_STATUS = struct(
 # --- services ---------------------------------------------------------------------------------
 
 SERVICE_PORT = struct(
-    name=STRING, protocol=STRING, appProtocol=STRING, port=INTEGER, targetPort=INT_OR_STRING, nodePort=INTEGER
+    name=STRING, protocol=STRING, appProtocol=STRING, port=INT32, targetPort=INT_OR_STRING, nodePort=INT32
 )
 SERVICE_SPEC = struct(
     type=STRING,
@@ -539,7 +577,7 @@ SERVICE_SPEC = struct(
     externalIPs=ListOf(STRING),
     externalName=STRING,
     sessionAffinity=STRING,
-    sessionAffinityConfig=struct(clientIP=struct(timeoutSeconds=INTEGER)),
+    sessionAffinityConfig=struct(clientIP=struct(timeoutSeconds=INT32)),
     publishNotReadyAddresses=BOOLEAN,
     externalTrafficPolicy=STRING,
     internalTrafficPolicy=STRING,
@@ -548,23 +586,23 @@ SERVICE_SPEC = struct(
     loadBalancerIP=STRING,
     loadBalancerSourceRanges=ListOf(STRING),
     allocateLoadBalancerNodePorts=BOOLEAN,
-    healthCheckNodePort=INTEGER,
+    healthCheckNodePort=INT32,
 )
 SERVICE_STATUS = struct(
     loadBalancer=struct(ingress=ListOf(struct(ip=STRING, hostname=STRING, ports=ListOf(ANY)))),
     conditions=ListOf(CONDITION),
 )
 ENDPOINT_ADDRESS = struct(ip=STRING, hostname=STRING, nodeName=STRING, targetRef=OBJECT_REFERENCE)
-ENDPOINT_PORT = struct(name=STRING, port=INTEGER, protocol=STRING, appProtocol=STRING)
+ENDPOINT_PORT = struct(name=STRING, port=INT32, protocol=STRING, appProtocol=STRING)
 ENDPOINT_SUBSET = struct(
     addresses=ListOf(ENDPOINT_ADDRESS), notReadyAddresses=ListOf(ENDPOINT_ADDRESS), ports=ListOf(ENDPOINT_PORT)
 )
 LEASE_SPEC = struct(
     holderIdentity=STRING,
-    leaseDurationSeconds=INTEGER,
+    leaseDurationSeconds=INT32,
     acquireTime=STRING,
     renewTime=STRING,
-    leaseTransitions=INTEGER,
+    leaseTransitions=INT32,
     strategy=STRING,
     preferredHolder=STRING,
 )
@@ -590,10 +628,10 @@ KIND_SCHEMAS: dict[str, Struct] = {
         source=struct(component=STRING, host=STRING),
         firstTimestamp=STRING,
         lastTimestamp=STRING,
-        count=INTEGER,
+        count=INT32,
         type=STRING,
         eventTime=STRING,
-        series=struct(count=INTEGER, lastObservedTime=STRING),
+        series=struct(count=INT32, lastObservedTime=STRING),
         action=STRING,
         related=OBJECT_REFERENCE,
         reportingComponent=STRING,
@@ -605,6 +643,8 @@ KIND_SCHEMAS: dict[str, Struct] = {
     "Service": _TOP.extend(spec=SERVICE_SPEC, status=SERVICE_STATUS),
     "Endpoints": _TOP.extend(subsets=ListOf(ENDPOINT_SUBSET)),
     "Lease": _TOP.extend(spec=LEASE_SPEC),
+    # autoscaling/v1 Scale, the body of the `scale` subresource (not a stored kind)
+    "Scale": _TOP.extend(spec=struct(replicas=INT32), status=struct(replicas=INT32, selector=STRING)),
 }
 
 
@@ -614,8 +654,8 @@ KIND_SCHEMAS: dict[str, Struct] = {
 @dataclass(frozen=True)
 class SchemaProblem:
     path: str
-    problem: str  # "unknown" | "type"
-    expected: str = ""  # the expected type, for "type" problems
+    problem: str  # "unknown" | "type" | "range" (an integer wider than its field)
+    expected: str = ""  # the expected type ("integer", "int32", "object", ...), for "type" and "range"
     value: Any = None
 
 
@@ -637,6 +677,8 @@ def _walk(node: Node, value: Any, path: str, out: list[SchemaProblem]) -> None:
     if isinstance(node, Scalar):
         if not node.accepts(value):
             out.append(SchemaProblem(path, "type", node.name, value))
+        elif not node.in_range(value):
+            out.append(SchemaProblem(path, "range", node.format, value))
         return
     if isinstance(node, ListOf):
         if not isinstance(value, list):
@@ -668,6 +710,33 @@ def check(kind: str, obj: Any) -> list[SchemaProblem]:
     out: list[SchemaProblem] = []
     _walk(KIND_SCHEMAS[kind], obj, "", out)
     return out
+
+
+def _normalize(node: Node, value: Any) -> Any:
+    if isinstance(node, Scalar):
+        if node.format and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if isinstance(node, ListOf):
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                value[i] = _normalize(node.item, item)
+        return value
+    if not isinstance(value, dict):
+        return value
+    for key, item in value.items():
+        child = node.value if isinstance(node, MapOf) else node.fields.get(key)
+        if child is not None and item is not None:
+            value[key] = _normalize(child, item)
+    return value
+
+
+def normalize(kind: str, obj: Any) -> None:
+    """Turn integral floats (`3.0`, `1e3`) at the integer fields of `obj` into ints, in place.
+
+    Go clients cannot decode `3.0` into an int32, so an object must never be stored with one.
+    """
+    _normalize(KIND_SCHEMAS[kind], obj)
 
 
 def unknown_fields(kind: str, obj: dict[str, Any]) -> list[str]:

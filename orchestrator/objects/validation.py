@@ -8,17 +8,21 @@ error (`FieldError.cause()`), so messages read like the API server's:
 Validation runs in three layers:
 
 1. Schema (`schema.check`): unknown fields (`unknown field "spec.x"`, strict field
-   validation) and mistyped values. If any value has the wrong type the semantic layer is
-   skipped, since its rules assume well-typed input.
+   validation) and mistyped values, integers wider than their field's int32 / int64 (a
+   `FieldValueTypeInvalid` naming the field and the range) included. If any value has the
+   wrong type the semantic layer is skipped, since its rules assume well-typed input;
+   `type_errors` is that check alone, which writes run before defaulting.
 2. Object metadata, common to all kinds: name/generateName and their per-kind format
    (`NAME_RULES`: DNS-1123 label for Namespace, subdomain for the others), namespace, labels,
    annotations, owner references, finalizers.
-3. The kind's own rules (`_VALIDATORS`) and, when `old` is given, its update rules
-   (`_UPDATE_VALIDATORS`): immutable selectors, the pod spec update restriction, one-shot
-   `spec.nodeName`, immutable ConfigMaps/Secrets, node pod CIDRs.
+3. The kind's own rules (`_VALIDATORS`: among them Kubernetes' minimums and ranges within the
+   Go type, e.g. replicas >= 0, ports 1-65535, user and group ids 0-MaxInt32) and, when `old`
+   is given, its update rules (`_UPDATE_VALIDATORS`): immutable selectors, the pod spec update
+   restriction, one-shot `spec.nodeName`, immutable ConfigMaps/Secrets, node pod CIDRs.
 
 Validation expects defaulted objects (call `defaults.apply_defaults` first, on update too),
-as the API server defaults every write before validating it.
+as the API server defaults every write before validating it; given anything else it reports
+errors rather than raising.
 
 The quantity parsers (`parse_quantity`, `parse_cpu_quantity` → cores, `parse_memory_quantity`
 → bytes) follow resource.Quantity's syntax and are shared with the scheduler and the agent.
@@ -251,6 +255,9 @@ NAME_RULES: dict[str, Callable[[str], str | None]] = {
 _NAMESPACED = {k.kind: k.namespaced for k in KINDS}
 
 
+MAX_INT32 = schema.INT32_RANGE[1]
+
+
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -271,6 +278,13 @@ def _nonnegative(errs: list[FieldError], obj: dict[str, Any], name: str, path: s
     value = obj.get(name)
     if value is not None and value < 0:
         errs.append(invalid(_at(path, name), value, "must be greater than or equal to 0"))
+
+
+def _id_range(errs: list[FieldError], obj: dict[str, Any], name: str, path: str) -> None:
+    """A user or group id: 0 to MaxInt32 (IsValidUserID / IsValidGroupID)."""
+    value = obj.get(name)
+    if value is not None and not 0 <= value <= MAX_INT32:
+        errs.append(invalid(_at(path, name), value, f"must be between 0 and {MAX_INT32}, inclusive"))
 
 
 def _positive(errs: list[FieldError], obj: dict[str, Any], name: str, path: str) -> None:
@@ -430,14 +444,21 @@ def _validate_handler(handler: dict[str, Any], path: str, kinds: tuple[str, ...]
     exec_ = handler.get("exec")
     if isinstance(exec_, dict) and not exec_.get("command"):
         errs.append(required(f"{path}.exec.command"))
+    sleep = handler.get("sleep")
+    if isinstance(sleep, dict):
+        seconds = sleep.get("seconds")
+        if seconds is None:
+            errs.append(required(f"{path}.sleep.seconds"))
+        elif seconds < 0:
+            errs.append(invalid(f"{path}.sleep.seconds", seconds, "must be non-negative"))
     return errs
 
 
 def _validate_probe(probe: dict[str, Any], path: str, which: str) -> list[FieldError]:
     errs = _validate_handler(probe, path, ("exec", "httpGet", "tcpSocket", "grpc"))
-    for fld in ("initialDelaySeconds", "terminationGracePeriodSeconds"):
-        _nonnegative(errs, probe, fld, path)
-    for fld in ("timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
+    _nonnegative(errs, probe, "initialDelaySeconds", path)
+    for fld in ("timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold",
+                "terminationGracePeriodSeconds"):
         _positive(errs, probe, fld, path)
     if which in ("livenessProbe", "startupProbe"):
         threshold = probe.get("successThreshold")
@@ -665,7 +686,7 @@ def _validate_container(c: dict[str, Any], path: str, volumes: set[str], init: b
             )
     sc = _dict(c.get("securityContext"))
     for fld in ("runAsUser", "runAsGroup"):
-        _nonnegative(errs, sc, fld, f"{path}.securityContext")
+        _id_range(errs, sc, fld, f"{path}.securityContext")
     return errs
 
 
@@ -728,6 +749,11 @@ def _validate_volumes(volumes: list[dict[str, Any]], path: str) -> tuple[list[Fi
                     errs.append(required(f"{p}.{source}.{ref}"))
                 errs += _validate_items(_dicts(src.get("items")), f"{p}.{source}.items")
                 errs += _validate_mode(src, "defaultMode", f"{p}.{source}")
+        downward = vol.get("downwardAPI")
+        if isinstance(downward, dict):
+            errs += _validate_mode(downward, "defaultMode", f"{p}.downwardAPI")
+            for j, item in enumerate(_dicts(downward.get("items"))):
+                errs += _validate_mode(item, "mode", f"{p}.downwardAPI.items[{j}]")
         projected = vol.get("projected")
         if isinstance(projected, dict):
             errs += _validate_mode(projected, "defaultMode", f"{p}.projected")
@@ -743,6 +769,15 @@ def _validate_volumes(volumes: list[dict[str, Any]], path: str) -> tuple[list[Fi
                 for k in ("configMap", "secret"):
                     if isinstance(src.get(k), dict):
                         errs += _validate_items(_dicts(src[k].get("items")), f"{sp}.{k}.items")
+                for j2, item in enumerate(_dicts(_dict(src.get("downwardAPI")).get("items"))):
+                    errs += _validate_mode(item, "mode", f"{sp}.downwardAPI.items[{j2}]")
+                expiration = _dict(src.get("serviceAccountToken")).get("expirationSeconds")
+                if expiration is not None and expiration < 10 * 60:
+                    errs.append(invalid(f"{sp}.serviceAccountToken.expirationSeconds", expiration,
+                                        "may not specify a duration less than 10 minutes"))
+                elif expiration is not None and expiration > 1 << 32:
+                    errs.append(invalid(f"{sp}.serviceAccountToken.expirationSeconds", expiration,
+                                        "may not specify a duration larger than 2^32 seconds"))
     return errs, names
 
 
@@ -832,7 +867,9 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[FieldError]:
     _enum(errs, spec, "restartPolicy", path, RESTART_POLICIES)
     _enum(errs, spec, "dnsPolicy", path, DNS_POLICIES)
     _nonnegative(errs, spec, "terminationGracePeriodSeconds", path)
-    _positive(errs, spec, "activeDeadlineSeconds", path)
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None and not 1 <= deadline <= MAX_INT32:
+        errs.append(invalid(f"{path}.activeDeadlineSeconds", deadline, f"must be between 1 and {MAX_INT32}, inclusive"))
     for fld, rule in (
         ("hostname", dns1123_label_error),
         ("subdomain", dns1123_label_error),
@@ -858,7 +895,11 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[FieldError]:
             errs.append(invalid(f"{path}.hostAliases[{i}].ip", alias.get("ip"), "must be a valid IP address"))
     sc = _dict(spec.get("securityContext"))
     for fld in ("runAsUser", "runAsGroup", "fsGroup"):
-        _nonnegative(errs, sc, fld, f"{path}.securityContext")
+        _id_range(errs, sc, fld, f"{path}.securityContext")
+    for i, gid in enumerate(_list(sc.get("supplementalGroups"))):
+        if gid is not None and not 0 <= gid <= MAX_INT32:
+            errs.append(invalid(f"{path}.securityContext.supplementalGroups[{i}]", gid,
+                                f"must be between 0 and {MAX_INT32}, inclusive"))
     if spec.get("dnsPolicy") == "None" and not spec.get("dnsConfig"):
         errs.append(required(f"{path}.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None"))
     return errs
@@ -868,6 +909,9 @@ def _validate_pod(obj: dict[str, Any]) -> list[FieldError]:
     errs = validate_pod_spec(obj.get("spec"), "spec")
     status = _dict(obj.get("status"))
     _enum(errs, status, "phase", "status", POD_PHASES)
+    for group in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for i, cs in enumerate(_dicts(status.get(group))):
+            _nonnegative(errs, cs, "restartCount", f"status.{group}[{i}]")
     return errs
 
 
@@ -958,7 +1002,9 @@ def _validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[Field
 
 
 def _int_or_percent(value: Any, path: str) -> tuple[list[FieldError], int | None, bool]:
-    """Validate an IntOrString count; returns (errors, number, is_percent)."""
+    """Validate an IntOrString count (None counts as 0); returns (errors, number, is_percent)."""
+    if value is None:
+        return [], 0, False
     if isinstance(value, str):
         if not _PERCENT_RE.match(value):
             return (
@@ -1104,12 +1150,12 @@ def _validate_keys(data: dict[str, Any], path: str) -> list[FieldError]:
 def _validate_config_map(obj: dict[str, Any]) -> list[FieldError]:
     data, binary = _dict(obj.get("data")), _dict(obj.get("binaryData"))
     errs = _validate_keys(data, "data") + _validate_keys(binary, "binaryData")
-    size = sum(len(k) + len(v.encode()) for k, v in data.items())
+    size = sum(len(k) + len((v or "").encode()) for k, v in data.items())
     for key, value in binary.items():
         if key in data:
             errs.append(invalid(f"binaryData[{key}]", key, "duplicate of key present in data"))
         try:
-            size += len(key) + len(base64.b64decode(value, validate=True))
+            size += len(key) + len(base64.b64decode(value or "", validate=True))
         except (binascii.Error, ValueError):
             errs.append(invalid(f"binaryData[{key}]", "<binary data>", "must be base64-encoded"))
     if size > MAX_CONFIG_SIZE:
@@ -1151,10 +1197,10 @@ def _validate_secret(obj: dict[str, Any]) -> list[FieldError]:
     size = 0
     for key, value in data.items():
         try:
-            size += len(key) + len(base64.b64decode(value, validate=True))
+            size += len(key) + len(base64.b64decode(value or "", validate=True))
         except (binascii.Error, ValueError):
             errs.append(invalid(f"data[{key}]", "<secret data>", "must be base64-encoded"))
-    size += sum(len(k) + len(v.encode()) for k, v in string_data.items())
+    size += sum(len(k) + len((v or "").encode()) for k, v in string_data.items())
     if size > MAX_CONFIG_SIZE:
         errs.append(FieldError("data", TOO_LONG, f"Too long: must have at most {MAX_CONFIG_SIZE} bytes"))
     stype = obj.get("type")
@@ -1278,6 +1324,7 @@ SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 SERVICE_PROTOCOLS = ("TCP", "UDP")
 SESSION_AFFINITIES = ("None", "ClientIP")
 NODE_PORT_RANGE = (30000, 32767)
+MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
 
 
 def _validate_service(obj: dict[str, Any]) -> list[FieldError]:
@@ -1288,6 +1335,11 @@ def _validate_service(obj: dict[str, Any]) -> list[FieldError]:
     stype = spec.get("type") or "ClusterIP"
     _enum(errs, spec, "type", "spec", SERVICE_TYPES)
     _enum(errs, spec, "sessionAffinity", "spec", SESSION_AFFINITIES)
+    timeout = _dict(_dict(spec.get("sessionAffinityConfig")).get("clientIP")).get("timeoutSeconds")
+    if timeout is not None and not 0 < timeout <= MAX_CLIENT_IP_AFFINITY_SECONDS:
+        errs.append(invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", timeout,
+                            f"must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_SECONDS}"))
+    _nonnegative(errs, spec, "healthCheckNodePort", "spec")
     errs += validate_labels(_dict(spec.get("selector")), "spec.selector")
     cluster_ip = spec.get("clusterIP")
     headless = cluster_ip == "None"
@@ -1502,6 +1554,9 @@ def _validate_hpa(obj: dict[str, Any]) -> list[FieldError]:
     for direction in ("scaleUp", "scaleDown"):
         if isinstance(behavior.get(direction), dict):
             errs += _validate_scaling_rules(behavior[direction], f"spec.behavior.{direction}")
+    status = _dict(obj.get("status"))
+    for fld in ("currentReplicas", "desiredReplicas"):
+        _nonnegative(errs, status, fld, "status")
     return errs
 
 
@@ -1531,6 +1586,16 @@ _UPDATE_VALIDATORS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Fi
 }
 
 
+def _show_typed(value: Any) -> str:
+    """A mistyped value in a message: scalars as they are, objects and arrays by their type
+    (as the API server's schema errors do), so a large value is not echoed back."""
+    if isinstance(value, dict):
+        return '"object"'
+    if isinstance(value, list):
+        return '"array"'
+    return _show(value)
+
+
 def _schema_errors(kind: str, obj: dict[str, Any]) -> tuple[list[FieldError], bool]:
     """(errors, has_type_errors) from the kind's schema."""
     errs: list[FieldError] = []
@@ -1538,16 +1603,28 @@ def _schema_errors(kind: str, obj: dict[str, Any]) -> tuple[list[FieldError], bo
     for p in schema.check(kind, obj):
         if p.problem == "unknown":
             errs.append(FieldError(p.path, INVALID, f'unknown field "{p.path}"'))
-        else:
-            typed = True
-            errs.append(
-                FieldError(
-                    p.path,
-                    TYPE_INVALID,
-                    f"Invalid value: {_show(p.value)}: {p.path} must be of type {p.expected}",
-                )
-            )
+            continue
+        typed = True
+        message = f"Invalid value: {_show_typed(p.value)}: {p.path} must be of type {p.expected}"
+        if p.problem == "range":
+            lo, hi = schema.INT32_RANGE if p.expected == "int32" else schema.INT64_RANGE
+            message += f" (between {lo} and {hi}, inclusive)"
+        errs.append(FieldError(p.path, TYPE_INVALID, message))
     return errs, typed
+
+
+def type_errors(kind: str, obj: Any) -> list[FieldError]:
+    """The schema errors of `obj` when any value has the wrong type or width, else [].
+
+    Writes run this before defaulting: defaults and the semantic rules assume well-typed input.
+    Unknown fields alone are not reported here (`validate` reports them with the other errors).
+    """
+    if not isinstance(obj, dict):
+        return [FieldError("", TYPE_INVALID, f"Invalid value: {_show_typed(obj)}: a {kind} must be a JSON object")]
+    if not schema.has_schema(kind):
+        return []
+    errs, typed = _schema_errors(kind, obj)
+    return errs if typed else []
 
 
 def validate(kind: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldError]:

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .. import errors
+
 PUT = "PUT"
 DELETE = "DELETE"
 
@@ -96,6 +98,55 @@ class Compacted(StoreError):
         )
         self.compact_revision = compact_revision
         self.requested = requested
+
+
+class StoreApiError(errors.ApiError):
+    """A failure of the storage itself, as the `ApiError` the API answers with (never a bare 500).
+
+    Not a `StoreError` (except `StoreClosed`, as before): `StoreError`s are the store's own
+    outcomes (a key exists, a revision moved, history compacted, the store closed), and
+    code that takes a `StoreError` for "the store is gone" keeps doing so.
+    """
+
+    def __init__(self, error: errors.ApiError) -> None:
+        super().__init__(error.code, error.reason, error.message, error.details)
+
+
+class StorageFull(StoreApiError):
+    """507 InsufficientStorage: the filesystem of the store is full (SQLITE_FULL or ENOSPC).
+
+    `directory` is the store's data directory, `free_bytes` what the filesystem had left
+    (None if unknown) and `deleting` whether the refused write was a delete.
+    """
+
+    def __init__(self, message: str, directory: str, free_bytes: int | None, deleting: bool = False) -> None:
+        super().__init__(errors.insufficient_storage(message))
+        self.directory = directory
+        self.free_bytes = free_bytes
+        self.deleting = deleting
+
+
+class StoreUnavailable(StoreApiError):
+    """503 ServiceUnavailable: the store is busy (locked by another process past the busy
+    timeout) or closed; retry after `details.retryAfterSeconds`."""
+
+    def __init__(self, message: str, retry_after_seconds: int | None = 1) -> None:
+        super().__init__(errors.service_unavailable(message, retry_after_seconds))
+
+
+class StoreClosed(StoreError, StoreUnavailable):
+    """The store has been closed (the master is stopping): a StoreError and a 503."""
+
+    def __init__(self, message: str = "the master's store is closed (the master is shutting down); "
+                 "retry shortly") -> None:
+        StoreUnavailable.__init__(self, message)
+
+
+class StoreFailure(StoreApiError):
+    """500 InternalError naming the store and the database error (I/O error, corruption...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errors.internal_error(message))
 
 
 class _Closed:
@@ -232,7 +283,9 @@ class Store(Protocol):
 
     def create(self, key: str, value: dict[str, Any]) -> KV: ...
 
-    def update(self, key: str, value: dict[str, Any], expected_mod_revision: int | None = None) -> KV: ...
+    def update(
+        self, key: str, value: dict[str, Any], expected_mod_revision: int | None = None, *, deleting: bool = False
+    ) -> KV: ...
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> KV: ...
 
@@ -241,5 +294,7 @@ class Store(Protocol):
     ) -> Watch: ...
 
     def compact(self, revision: int) -> int: ...
+
+    def health(self) -> str | None: ...
 
     def close(self) -> None: ...

@@ -129,7 +129,6 @@ ALLOW = [
     (N1, req("list", "services", None, None)),
     (N1, req("get", "secrets", "s", "default")),
     (N1, req("get", "configmaps", "c", "default")),
-    (N1, req("list", "deployments", None, "default", group="apps")),
     (N1, req("get", "nodes", "n2", sub="status")),
     # nodes: own Node
     (N1, req("create", "nodes", "n1")),
@@ -149,12 +148,20 @@ ALLOW = [
     # nodes: their own heartbeat Lease
     (N1, req("create", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
     (N1, req("update", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
-    (N1, req("get", "leases", "n2", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("get", "leases", "n1", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("list", "endpoints", None, None)),
     # bootstrap
     (BOOT, req("create", "nodecredentials")),
 ]
 
 DENY = [
+    # nodes read what a kubelet reads, not workload controllers or other nodes' Leases
+    (N1, req("list", "deployments", None, "default", group="apps")),
+    (N1, req("get", "replicasets", "r", "default", group="apps")),
+    (N1, req("list", "horizontalpodautoscalers", None, None, group="autoscaling")),
+    (N1, req("get", "leases", "n2", "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("list", "leases", None, "kube-node-lease", group="coordination.k8s.io")),
+    (N1, req("list", "namespaces", None, None)),
     # another node's Lease, a Lease elsewhere, deleting its own
     (N1, req("update", "leases", "n2", "kube-node-lease", group="coordination.k8s.io")),
     (N1, req("create", "leases", "n1", "default", group="coordination.k8s.io")),

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from orchestrator.controllers.replicaset import plan_replicaset, pod_from_template
+from orchestrator.api.podadmission import PendingPodLimit
+from orchestrator.api.registry import Registry
+from orchestrator.controllers.events import EventRecorder
+from orchestrator.controllers.replicaset import (
+    DEFAULT_MAX_BURST,
+    plan_replicaset,
+    pod_from_template,
+    slow_start_batches,
+    with_replica_failure,
+)
+from orchestrator.controllers.workloads import ReplicaSetController
+from orchestrator.errors import ApiError
+from orchestrator.objects.kinds import by_kind
+from orchestrator.store import SQLiteStore
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -188,3 +203,188 @@ def test_evacuation_surges_before_it_deletes(case: str, replicas: int, pods: lis
     plan = plan_replicaset(rs(replicas), pods, NOW)
     assert (plan.create, sorted(p["metadata"]["name"] for p in plan.delete)) == (create, deleted), case
     assert plan.status["replicas"] == len([p for p in pods if "terminating" not in p["metadata"]])
+
+
+# -- slow-start creation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n,burst,batches",
+    [
+        (0, 500, []),
+        (-3, 500, []),
+        (1, 500, [1]),
+        (2, 500, [1, 1]),
+        (3, 500, [1, 2]),
+        (7, 500, [1, 2, 4]),
+        (10, 500, [1, 2, 4, 3]),
+        (500, 500, [1, 2, 4, 8, 16, 32, 64, 128, 245]),
+        (2147483647, 500, [1, 2, 4, 8, 16, 32, 64, 128, 245]),  # capped by the burst
+        (2147483647, 20, [1, 2, 4, 8, 5]),
+        (100, 0, []),
+    ],
+)
+def test_slow_start_batches(n: int, burst: int, batches: list[int]) -> None:
+    assert slow_start_batches(n, burst) == batches
+    assert sum(batches) == max(0, min(n, burst))
+
+
+def test_slow_start_batches_default_burst() -> None:
+    assert DEFAULT_MAX_BURST == 500
+    assert sum(slow_start_batches(10**12)) == 500
+    assert slow_start_batches(40, initial=4) == [4, 8, 16, 12]
+
+
+def test_plan_for_the_largest_valid_replicas_is_one_burst() -> None:
+    plan = plan_replicaset(rs(2147483647), [pod(f"p{i}") for i in range(3)], NOW)
+    assert plan.create == 500 and plan.delete == []
+
+
+def test_with_replica_failure_sets_keeps_and_clears() -> None:
+    base = {"replicas": 1, "conditions": [{"type": "Other", "status": "True"}]}
+    failed = with_replica_failure(base, ("FailedCreate", "quota"), NOW)
+    assert base == {"replicas": 1, "conditions": [{"type": "Other", "status": "True"}]}  # untouched
+    cond = failed["conditions"][-1]
+    assert cond == {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "quota",
+                    "lastTransitionTime": "2026-01-01T12:00:00Z"}
+    later = datetime(2026, 1, 1, 13, 0, 0, tzinfo=UTC)
+    again = with_replica_failure(failed, ("FailedCreate", "other error"), later)
+    assert again["conditions"][-1]["lastTransitionTime"] == "2026-01-01T12:00:00Z"  # still failing since then
+    assert again["conditions"][-1]["message"] == "other error"
+    cleared = with_replica_failure(again, None, later)
+    assert cleared == base
+    assert "conditions" not in with_replica_failure({"replicas": 0}, None, NOW)
+
+
+POD_KIND = by_kind("v1", "Pod")
+RS_KIND = by_kind("apps/v1", "ReplicaSet")
+EVENT = by_kind("v1", "Event")
+
+
+class Refuser:
+    """A Pod create hook that admits `allow` pods, then refuses like an admission plugin."""
+
+    def __init__(self, allow: int) -> None:
+        self.allow = allow
+        self.calls = 0
+
+    def __call__(self, obj: dict) -> None:
+        self.calls += 1
+        if self.calls > self.allow:
+            raise ApiError(403, "Forbidden", 'pods "web-abc-" is forbidden: no room')
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    r = Registry(store, clock=lambda: NOW)
+    r.ensure_namespaces()
+    yield r
+    store.close()
+
+
+def stored_rs(reg: Registry, replicas: int) -> dict:
+    obj = rs(replicas)
+    obj["metadata"] = {"name": "web-abc", "namespace": "default"}
+    return reg.create(RS_KIND, "default", obj)
+
+
+def events(reg: Registry, reason: str) -> list[dict]:
+    return [e for e in reg.items(EVENT, "default") if e["reason"] == reason]
+
+
+def failure_condition(reg: Registry) -> dict | None:
+    obj = reg.get(RS_KIND, "default", "web-abc")
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "ReplicaFailure"),
+                None)
+
+
+def test_controller_creates_in_batches_and_stops_at_the_first_failure(reg: Registry) -> None:
+    refuser = Refuser(allow=11)  # batches 1, 2, 4 pass; the 5th pod of the batch of 8 fails
+    reg.create_hooks["Pod"] = [refuser]
+    stored_rs(reg, 2147483647)
+    ctl = ReplicaSetController(reg, EventRecorder(reg, "test"))
+    ctl.sync("default/web-abc")  # the pass ends normally: the next one retries (resync, pod changes)
+    assert refuser.calls == 12  # nothing attempted after the first refusal
+    assert len(reg.items(POD_KIND, "default")) == 11
+    assert len(events(reg, "SuccessfulCreate")) == 11
+    [failed] = events(reg, "FailedCreate")
+    assert failed["type"] == "Warning"
+    assert failed["message"] == 'Error creating: pods "web-abc-" is forbidden: no room'
+    cond = failure_condition(reg)
+    assert cond is not None and cond["status"] == "True" and cond["reason"] == "FailedCreate"
+    assert cond["message"] == 'pods "web-abc-" is forbidden: no room'
+
+    # the next pass starts again at a batch of one: a refusal costs one attempt
+    ctl.sync("default/web-abc")
+    assert refuser.calls == 13
+    [failed] = events(reg, "FailedCreate")  # folded into one event
+    assert failed["count"] == 2
+
+    # room again: creations succeed (1, 2, 4, … up to the burst) and the condition goes
+    refuser.allow = 10**9
+    ctl.sync("default/web-abc")
+    assert len(reg.items(POD_KIND, "default")) == 11 + DEFAULT_MAX_BURST
+    assert failure_condition(reg) is None
+
+
+def test_controller_with_the_pending_pods_limit(reg: Registry) -> None:
+    limit = PendingPodLimit(reg.store, 40)
+    reg.create_hooks["Pod"] = [limit]
+    stored_rs(reg, 2147483647)
+    ctl = ReplicaSetController(reg, EventRecorder(reg, "test"), max_burst=25)
+    ctl.sync("default/web-abc")  # 1 + 2 + 4 + 8 + 10: the burst, no failure
+    assert len(reg.items(POD_KIND, "default")) == 25
+    ctl.sync("default/web-abc")  # 1 + 2 + 4 + 8 = 15 reach the limit, the 16th is refused
+    assert len(reg.items(POD_KIND, "default")) == 40
+    [failed] = events(reg, "FailedCreate")
+    assert failed["message"].startswith('Error creating: pods "web-abc-" is forbidden: ')
+    assert "limit of 40 pending pods" in failed["message"]
+    cond = failure_condition(reg)
+    assert cond is not None and cond["reason"] == "FailedCreate" and "limit of 40" in cond["message"]
+    limit.close()
+
+
+class DeleteRefusingRegistry(Registry):
+    def delete(self, kind, namespace, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kind is POD_KIND:
+            raise ApiError(500, "InternalError", "the store is read-only")
+        return super().delete(kind, namespace, name, *args, **kwargs)
+
+
+def test_controller_records_failed_deletions(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "d.db"))
+    reg = Registry(store, clock=lambda: NOW)
+    reg.ensure_namespaces()
+    stored_rs(reg, 3)
+    ReplicaSetController(reg, EventRecorder(reg, "test")).sync("default/web-abc")
+    obj = reg.get(RS_KIND, "default", "web-abc")
+    obj["spec"]["replicas"] = 1
+    reg.update(RS_KIND, "default", "web-abc", obj)
+    refusing = DeleteRefusingRegistry(store, clock=lambda: NOW)
+    ReplicaSetController(refusing, EventRecorder(refusing, "test")).sync("default/web-abc")
+    assert len(reg.items(POD_KIND, "default")) == 3
+    [failed] = events(reg, "FailedDelete")
+    assert failed["message"] == "Error deleting: the store is read-only"
+    cond = failure_condition(reg)
+    assert cond is not None and cond["reason"] == "FailedDelete"
+    ReplicaSetController(reg, EventRecorder(reg, "test")).sync("default/web-abc")
+    assert len(reg.items(POD_KIND, "default")) == 1
+    assert failure_condition(reg) is None
+    store.close()
+
+
+def test_controller_caps_deletions_per_pass(reg: Registry) -> None:
+    stored_rs(reg, 30)
+    ctl = ReplicaSetController(reg, EventRecorder(reg, "test"), max_burst=12)
+    for _ in range(3):
+        ctl.sync("default/web-abc")
+    assert len(reg.items(POD_KIND, "default")) == 30
+    obj = reg.get(RS_KIND, "default", "web-abc")
+    obj["spec"]["replicas"] = 0
+    reg.update(RS_KIND, "default", "web-abc", obj)
+    ctl.sync("default/web-abc")
+    assert len(reg.items(POD_KIND, "default")) == 18
+    ctl.sync("default/web-abc")
+    ctl.sync("default/web-abc")
+    assert reg.items(POD_KIND, "default") == []

@@ -858,3 +858,198 @@ def test_node_pod_cidr_set_once() -> None:
     assert validate("Node", set_, old) == []
     changed = {"metadata": {"name": "n"}, "spec": {"podCIDR": "10.42.2.0/24"}}
     assert fields(validate("Node", changed, set_)) == [("spec.podCIDR", "FieldValueForbidden")]
+
+
+# --- integer widths and minimums ------------------------------------------------------------------
+
+# Every integer field with the width of its Go type in Kubernetes' API (k8s.io/api): int64
+# for these, int32 for every other integer (and for the integer half of IntOrString).
+INT64_FIELDS = {
+    ("OBJECT_META", "generation"), ("OBJECT_META", "deletionGracePeriodSeconds"),
+    ("CONDITION", "observedGeneration"), ("PROBE", "terminationGracePeriodSeconds"),
+    ("SECURITY_CONTEXT", "runAsUser"), ("SECURITY_CONTEXT", "runAsGroup"),
+    ("POD_SECURITY_CONTEXT", "runAsUser"), ("POD_SECURITY_CONTEXT", "runAsGroup"),
+    ("POD_SECURITY_CONTEXT", "fsGroup"), ("TOLERATION", "tolerationSeconds"),
+    ("POD_SPEC", "terminationGracePeriodSeconds"), ("POD_SPEC", "activeDeadlineSeconds"),
+    ("POD_STATUS", "observedGeneration"), ("REPLICA_SET_STATUS", "observedGeneration"),
+    ("DEPLOYMENT_STATUS", "observedGeneration"), ("HPA_STATUS", "observedGeneration"),
+}
+INT32_FIELDS = {
+    ("KEY_TO_PATH", "mode"), ("GRPC_ACTION", "port"), ("DOWNWARD_API_FILE", "mode"),
+    ("PROBE", "initialDelaySeconds"), ("PROBE", "timeoutSeconds"), ("PROBE", "periodSeconds"),
+    ("PROBE", "successThreshold"), ("PROBE", "failureThreshold"), ("POD_SPEC", "priority"),
+    ("CONTAINER_STATUS", "restartCount"), ("REPLICA_SET_SPEC", "replicas"), ("REPLICA_SET_SPEC", "minReadySeconds"),
+    ("REPLICA_SET_STATUS", "replicas"), ("REPLICA_SET_STATUS", "fullyLabeledReplicas"),
+    ("REPLICA_SET_STATUS", "readyReplicas"), ("REPLICA_SET_STATUS", "availableReplicas"),
+    ("REPLICA_SET_STATUS", "terminatingReplicas"), ("DEPLOYMENT_SPEC", "replicas"),
+    ("DEPLOYMENT_SPEC", "minReadySeconds"), ("DEPLOYMENT_SPEC", "revisionHistoryLimit"),
+    ("DEPLOYMENT_SPEC", "progressDeadlineSeconds"), ("DEPLOYMENT_STATUS", "replicas"),
+    ("DEPLOYMENT_STATUS", "updatedReplicas"), ("DEPLOYMENT_STATUS", "readyReplicas"),
+    ("DEPLOYMENT_STATUS", "availableReplicas"), ("DEPLOYMENT_STATUS", "unavailableReplicas"),
+    ("DEPLOYMENT_STATUS", "terminatingReplicas"), ("DEPLOYMENT_STATUS", "collisionCount"),
+    ("METRIC_TARGET", "averageUtilization"), ("METRIC_VALUE_STATUS", "averageUtilization"),
+    ("HPA_SCALING_RULES", "stabilizationWindowSeconds"), ("HPA_SPEC", "minReplicas"), ("HPA_SPEC", "maxReplicas"),
+    ("HPA_STATUS", "currentReplicas"), ("HPA_STATUS", "desiredReplicas"), ("SERVICE_PORT", "port"),
+    ("SERVICE_PORT", "nodePort"), ("SERVICE_SPEC", "healthCheckNodePort"), ("ENDPOINT_PORT", "port"),
+    ("LEASE_SPEC", "leaseDurationSeconds"), ("LEASE_SPEC", "leaseTransitions"),
+}
+
+
+def _integer_leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    from orchestrator.objects import schema
+
+    if isinstance(node, schema.Scalar):
+        return [(path, node)] if node.name in ("integer", "integer or string") else []
+    if isinstance(node, (schema.ListOf, schema.MapOf)):
+        return _integer_leaves(node.item if isinstance(node, schema.ListOf) else node.value, path + "[]")
+    return [leaf for name, child in node.fields.items() for leaf in _integer_leaves(child, f"{path}.{name}")]
+
+
+def test_integer_fields_have_their_kubernetes_width() -> None:
+    from orchestrator.objects import schema
+
+    for block, name in INT64_FIELDS | INT32_FIELDS:
+        expected = "int64" if (block, name) in INT64_FIELDS else "int32"
+        assert getattr(schema, block).fields[name].format == expected, (block, name)
+    assert schema.CONTAINER.fields["ports"].item.fields["containerPort"] == schema.INT32
+    assert schema.CONTAINER.fields["ports"].item.fields["hostPort"] == schema.INT32
+    assert schema.SERVICE_PORT.fields["targetPort"].format == "int32"
+    assert schema.INT_OR_STRING.format == "int32"
+    sleep = schema.LIFECYCLE_HANDLER.fields["sleep"]
+    assert sleep.fields["seconds"] == schema.INT64
+    # and no integer anywhere is left without a width
+    for kind, struct in schema.KIND_SCHEMAS.items():
+        for path, leaf in _integer_leaves(struct):
+            assert leaf.format in ("int32", "int64"), (kind, path)
+
+
+@pytest.mark.parametrize(
+    "kind, path, value, width",
+    [
+        ("Deployment", "spec.replicas", 2**31, "int32"),
+        ("Deployment", "spec.replicas", -(2**31) - 1, "int32"),
+        ("Deployment", "spec.replicas", 1e12, "int32"),
+        ("Deployment", "spec.strategy.rollingUpdate.maxSurge", 2**31, "int32"),
+        ("Deployment", "spec.template.spec.terminationGracePeriodSeconds", 2**63, "int64"),
+        ("Pod", "spec.containers.0.ports", [{"containerPort": 2**40}], "int32"),
+        ("Pod", "spec.securityContext.supplementalGroups", [2**63], "int64"),
+    ],
+)
+def test_integers_wider_than_their_field_are_type_errors(kind: str, path: str, value: Any, width: str) -> None:
+    obj = deployment() if kind == "Deployment" else pod()
+    errs = validate(kind, edit(obj, path, value))
+    assert [e.type for e in errs] == ["FieldValueTypeInvalid"], errs
+    assert f"must be of type {width} (between" in errs[0].message
+
+
+@pytest.mark.parametrize("value", [True, False, "1", 1.5, float("nan"), float("inf")])
+def test_only_integers_are_integers(value: Any) -> None:
+    errs = validate("Deployment", edit(deployment(), "spec.replicas", value))
+    assert fields(errs) == [("spec.replicas", "FieldValueTypeInvalid")]
+    assert "must be of type integer" in errs[0].message
+
+
+def test_integer_bounds_are_valid() -> None:
+    assert validate("Deployment", edit(deployment(), "spec.replicas", 2**31 - 1)) == []
+    assert validate("Deployment", edit(deployment(), "spec.replicas", 3.0)) == []
+    assert validate("Pod", edit(pod(), "spec.terminationGracePeriodSeconds", 2**63 - 1)) == []
+
+
+def test_non_finite_numbers_are_type_errors() -> None:
+    from orchestrator.objects import schema
+
+    for value in (float("nan"), float("inf")):
+        assert not schema.NUMBER.accepts(value) and not schema.QUANTITY.accepts(value)
+    p = edit(pod(), "spec.containers.0.resources", {"limits": {"cpu": float("inf")}})
+    assert ("spec.containers[0].resources.limits[cpu]", "FieldValueTypeInvalid") in fields(validate("Pod", p))
+
+
+def test_type_errors_do_not_echo_objects_and_arrays() -> None:
+    errs = validate("Deployment", edit(deployment(), "spec.template", ["x" * 1000]))
+    assert errs[0].message == 'Invalid value: "array": spec.template must be of type object'
+
+
+def test_type_errors_returns_nothing_for_well_typed_objects() -> None:
+    from orchestrator.objects.validation import type_errors
+
+    assert type_errors("Deployment", edit(deployment(), "spec.bogus", 1)) == []  # unknown only: left to validate
+    assert fields(type_errors("Deployment", edit(deployment(), "spec", []))) == [("spec", "FieldValueTypeInvalid")]
+    assert fields(type_errors("Deployment", [])) == [("", "FieldValueTypeInvalid")]
+
+
+def test_normalize_stores_integral_floats_as_ints() -> None:
+    from orchestrator.objects.schema import normalize
+
+    d = edit(edit(deployment(), "spec.replicas", 3.0), "spec.strategy.rollingUpdate.maxSurge", 2.0)
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": 1.0}}
+    normalize("Deployment", d)
+    assert type(d["spec"]["replicas"]) is int and type(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"]) is int
+    assert type(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]) is float  # a quantity
+
+
+MINIMUM_CASES: list[tuple[str, str, Any, str, str]] = [
+    # (kind, path, value, error field, message fragment): Kubernetes' ranges beyond the Go type
+    ("Pod", "spec.activeDeadlineSeconds", 2**31, "spec.activeDeadlineSeconds",
+     "must be between 1 and 2147483647, inclusive"),
+    ("Pod", "spec.activeDeadlineSeconds", 0, "spec.activeDeadlineSeconds", "must be between 1 and 2147483647"),
+    ("Pod", "spec.securityContext", {"runAsUser": 2**31}, "spec.securityContext.runAsUser",
+     "must be between 0 and 2147483647, inclusive"),
+    ("Pod", "spec.securityContext", {"fsGroup": -1}, "spec.securityContext.fsGroup", "must be between 0 and"),
+    ("Pod", "spec.securityContext", {"supplementalGroups": [1, 2**31]},
+     "spec.securityContext.supplementalGroups[1]", "must be between 0 and 2147483647"),
+    ("Pod", "spec.containers.0.securityContext", {"runAsGroup": -1}, "spec.containers[0].securityContext.runAsGroup",
+     "must be between 0 and"),
+    ("Pod", "spec.containers.0.livenessProbe", {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 0},
+     "spec.containers[0].livenessProbe.terminationGracePeriodSeconds", "must be greater than 0"),
+    ("Pod", "spec.containers.0.lifecycle", {"preStop": {"sleep": {"seconds": -1}}},
+     "spec.containers[0].lifecycle.preStop.sleep.seconds", "must be non-negative"),
+    ("Pod", "spec.volumes", [{"name": "d", "downwardAPI": {"defaultMode": 0o1000}}],
+     "spec.volumes[0].downwardAPI.defaultMode", "between 0 and 0777"),
+    ("Pod", "spec.volumes", [{"name": "d", "downwardAPI": {"items": [{"path": "a", "mode": -1}]}}],
+     "spec.volumes[0].downwardAPI.items[0].mode", "between 0 and 0777"),
+    ("Pod", "spec.volumes", [{"name": "t", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "t", "expirationSeconds": 60}}]}}],
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds", "less than 10 minutes"),
+    ("Pod", "spec.volumes", [{"name": "t", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "t", "expirationSeconds": 2**33}}]}}],
+     "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds", "larger than 2^32 seconds"),
+    ("Pod", "status", {"containerStatuses": [{"name": "web", "restartCount": -1}]},
+     "status.containerStatuses[0].restartCount", "must be greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize("kind, path, value, field, fragment", MINIMUM_CASES,
+                         ids=[f"{c[1]}={c[2]!r}"[:60] for c in MINIMUM_CASES])
+def test_kubernetes_ranges_beyond_the_go_type(kind: str, path: str, value: Any, field: str, fragment: str) -> None:
+    errs = validate(kind, edit(pod(), path, value))
+    match = [e for e in errs if e.field == field]
+    assert match, errs
+    assert match[0].type == "FieldValueInvalid" and fragment in match[0].message, match[0].message
+
+
+def test_service_affinity_timeout_and_health_check_port() -> None:
+    svc = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], "sessionAffinity": "ClientIP",
+                                                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}},
+                                                "healthCheckNodePort": -1}}
+    apply_defaults("Service", svc)
+    errs = {e.field: e.message for e in validate("Service", svc)}
+    assert "must be greater than 0 and less than 86400" in errs["spec.sessionAffinityConfig.clientIP.timeoutSeconds"]
+    assert "must be greater than or equal to 0" in errs["spec.healthCheckNodePort"]
+    svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] = 86400
+    svc["spec"]["healthCheckNodePort"] = 0
+    assert validate("Service", svc) == []
+
+
+def test_hpa_status_replicas_are_not_negative() -> None:
+    hpa = {"metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                                                "maxReplicas": 3},
+           "status": {"currentReplicas": -1, "desiredReplicas": -2}}
+    apply_defaults("HorizontalPodAutoscaler", hpa)
+    assert fields(validate("HorizontalPodAutoscaler", hpa)) == [
+        ("status.currentReplicas", "FieldValueInvalid"), ("status.desiredReplicas", "FieldValueInvalid")]
+
+
+def test_rolling_update_counts_may_be_null() -> None:
+    d = deployment(strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": None, "maxUnavailable": 1}})
+    d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = None  # validated as given, without defaults
+    assert validate("Deployment", d) == []
