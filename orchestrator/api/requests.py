@@ -33,6 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from .. import errors
 from ..errors import ApiError
 from ..objects import selectors
+from .registry import json_type
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 MAX_DEPTH = 100  # levels of nested objects and arrays in a request body
@@ -72,19 +73,11 @@ def _quote(value: str, limit: int = 100) -> str:
 
 
 def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    """`json_type` with its article: "an object", "a string", "null"."""
+    t = json_type(value)
+    if t == "null":
+        return t
+    return f"{'an' if t[0] in 'aeiou' else 'a'} {t}"
 
 
 # -- bodies -------------------------------------------------------------------------------
