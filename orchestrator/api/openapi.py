@@ -82,7 +82,10 @@ def node_schema(node: schema.Node, path: str = "", merge_keys: dict[str, str] | 
     """The OpenAPI schema of one schema node; `path` is its dotted path without list indices."""
     keys = merge_keys or {}
     if isinstance(node, schema.Scalar):
-        return dict(_SCALARS[node.name])
+        out = dict(_SCALARS[node.name])
+        if node.name == "integer" and node.format:
+            out["format"] = node.format  # int32 where Kubernetes has int32
+        return out
     if isinstance(node, schema.ListOf):
         return {"type": "array", "items": node_schema(node.item, path, keys), **_list_extensions(keys.get(path))}
     if isinstance(node, schema.MapOf):

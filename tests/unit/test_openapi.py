@@ -209,3 +209,13 @@ def test_strategic_merge_keeps_server_defaults(api: TestClient) -> None:
     assert c["image"] == "i:1" and c["env"] == [{"name": "A", "value": "2"}]
     assert c["terminationMessagePath"] == "/dev/termination-log"
     assert resolve("deploy").kind == "Deployment"
+
+
+def test_integer_widths_are_published() -> None:
+    from orchestrator.api import openapi
+    from orchestrator.objects.schema import KIND_SCHEMAS
+
+    deploy = openapi.node_schema(KIND_SCHEMAS["Deployment"], "", {})["properties"]["spec"]["properties"]
+    assert deploy["replicas"] == {"type": "integer", "format": "int32"}
+    pod = openapi.node_schema(KIND_SCHEMAS["Pod"], "", {})["properties"]["spec"]["properties"]
+    assert pod["terminationGracePeriodSeconds"] == {"type": "integer", "format": "int64"}
