@@ -23,7 +23,7 @@ if [ "${1:-}" = "down" ]; then
   fi
   # the agent's stop leaves the node's service rules and DNS server running (pods keep their
   # traffic while no agent runs); the demo is over, so remove them
-  "$DOCKYARD" agent --cleanup --data-dir "$DATA/agent" >/dev/null || true
+  "$DOCKYARD" agent --cleanup --data-dir "$DATA/agent" >/dev/null 2>&1 || true
   rm -f "$STATE/dockyard.pid"
   exit 0
 fi
