@@ -74,9 +74,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from orchestrator import nodecerts
+from orchestrator import nodecerts, pki
 from orchestrator.client import Client
 from orchestrator.errors import ApiError
+from orchestrator.objects.files import write_private
 from orchestrator.objects.kinds import by_kind
 
 from .backoff import Backoff
@@ -897,12 +898,16 @@ class JoinError(Exception):
 
 
 def parse_join_token(token: str) -> str:
-    """The CA hash inside a `K10<sha256 hex>::node:<secret>` join token."""
-    if not token.startswith("K10") or "::" not in token:
+    """The CA hash inside a `K10<sha256 hex>::node:<secret>` join token.
+
+    An agent needs the hash to check the master's CA, so a bare secret is refused here.
+    """
+    try:
+        ca_hash, _ = pki.parse_join_token(token)
+    except pki.PKIError as e:
+        raise JoinError(str(e)) from None
+    if ca_hash is None:
         raise JoinError("malformed join token: expected K10<ca-sha256>::node:<secret>")
-    ca_hash = token[3 : token.index("::")].lower()
-    if len(ca_hash) != 64 or any(ch not in "0123456789abcdef" for ch in ca_hash):
-        raise JoinError("malformed join token: the CA hash is not a sha256 hex digest")
     return ca_hash
 
 
@@ -915,17 +920,6 @@ def fetch_ca(server: str, timeout: float = 10.0) -> bytes:
     if r.status_code != 200:
         raise JoinError(f"cannot fetch the cluster CA from {server}: HTTP {r.status_code}")
     return r.content
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -984,11 +978,11 @@ def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials
                         f"{name} (is it older than this agent?)")
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    _write_private(data_dir / "ca.crt", ca)
-    _write_private(data_dir / "node-token", token.encode())
-    _write_private(data_dir / "serving.key", serving_key)
-    _write_private(data_dir / "serving.crt", cert)
-    _write_private(data_dir / "agent.json", json.dumps({"server": server, "node": name}).encode())
+    write_private(data_dir / "ca.crt", ca)
+    write_private(data_dir / "node-token", token.encode())
+    write_private(data_dir / "serving.key", serving_key)
+    write_private(data_dir / "serving.crt", cert)
+    write_private(data_dir / "agent.json", json.dumps({"server": server, "node": name}).encode())
     return Credentials(ca, token, (cert, serving_key))
 
 
@@ -1005,7 +999,7 @@ def node_password(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     password = secrets.token_hex(32)
-    _write_private(path, password.encode())
+    write_private(path, password.encode())
     return password
 
 

@@ -63,6 +63,7 @@ from starlette.websockets import WebSocket
 
 from orchestrator import execproto
 from orchestrator.errors import ApiError
+from orchestrator.objects.files import write_private
 
 from .metrics import AgentMetrics
 from .runtime import DockerRuntime, NotFound, RuntimeFailure
@@ -210,9 +211,7 @@ class AgentServer:
             log.warning("no CA-signed serving certificate; the master will refuse to proxy logs/exec to this agent")
             cert, key = self_signed_cert(self.node_name, [a for a in (self.node_ip, "127.0.0.1") if a])
         for fname, data in (("agent.crt", cert), ("agent.key", key), ("ca.crt", self.ca_pem)):
-            path = self._dir / fname
-            path.write_bytes(data)
-            path.chmod(0o600)
+            write_private(self._dir / fname, data)
         ksock = bind(self.host, self._want_kubelet, DEFAULT_KUBELET_PORT)
         try:
             msock = bind(self.host, self._want_metrics, DEFAULT_METRICS_PORT)

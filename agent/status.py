@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from orchestrator.objects.timefmt import rfc3339
 
 from .backoff import Backoff
 from .pods import (
@@ -59,10 +60,6 @@ class StartError:
     reason: str  # ErrImagePull | ErrImageNeverPull | CreateContainerError | RunContainerError
     message: str
     at: float
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def container_id(c: ObservedContainer) -> str:

@@ -53,6 +53,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .objects.files import write_private as _write_file
+
 CA_COMMON_NAME = "dockyard-ca"
 SERVER_COMMON_NAME = "dockyard-apiserver"
 CA_VALIDITY = dt.timedelta(days=3650)
@@ -429,22 +431,6 @@ def _key_pem(key: Any) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically (temp file + rename) with `mode`, regardless of the umask."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- join tokens ------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from .controllers.nodes import (
 from .controllers.runner import Runner
 from .controllers.services import DEFAULT_SERVICE_CIDR, service_allocation_hook
 from .controllers.workloads import DeploymentController, ReplicaSetController
+from .objects.files import write_private
 from .pki import ClusterPKI, load_or_create_pki, node_token, write_kubeconfig
 from .scheduler.loop import Scheduler
 from .store import SQLiteStore
@@ -219,8 +220,7 @@ class Master:
         if self.cfg.kubeconfig_out:
             write_kubeconfig(self.cfg.kubeconfig_out, self.cfg.server_url, self.pki.ca_cert_pem, self.pki.admin_token)
         token_file = self.cfg.data_dir / "join-token"
-        token_file.write_text(self.pki.join_token + "\n")
-        os.chmod(token_file, 0o600)
+        write_private(token_file, (self.pki.join_token + "\n").encode())
         return admin
 
     def admin_client(self) -> Client:

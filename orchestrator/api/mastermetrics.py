@@ -37,7 +37,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,6 +51,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ApiError
+from ..objects.files import write_private
 from ..objects.kinds import by_kind
 from . import auth
 from .app import parse_path
@@ -77,11 +77,7 @@ def scrape_token(node_secret: bytes) -> str:
 
 def write_scrape_token(data_dir: Path, token: str) -> Path:
     path = data_dir / TOKEN_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    os.chmod(tmp, 0o600)
-    tmp.write_text(token + "\n")
-    tmp.replace(path)
+    write_private(path, (token + "\n").encode())
     return path
 
 

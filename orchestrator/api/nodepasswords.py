@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import ApiError
 from ..objects.kinds import by_kind
-from .registry import Registry, parse_time
+from ..objects.timefmt import parse_rfc3339
+from .registry import Registry
 
 SECRET = by_kind("v1", "Secret")
 NAMESPACE = "kube-system"
@@ -99,6 +100,6 @@ def orphaned(records: Iterable[dict[str, Any]], nodes: set[str], now: datetime,
             continue
         node = name[: -len(SUFFIX)]
         created = meta.get("creationTimestamp")
-        if node not in nodes and created and now - parse_time(created) > after:
+        if node not in nodes and created and now - parse_rfc3339(created) > after:
             out.append(node)
     return sorted(out)

@@ -59,7 +59,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors, execproto
 from ..errors import ApiError
+from ..objects.files import write_private
 from ..objects.kinds import by_kind
+from ..objects.timefmt import rfc3339
 from . import auth
 from .registry import dumps
 
@@ -119,11 +121,7 @@ def write_proxy_client_cert(pki_dir: Path, ca_cert_pem: bytes, ca_key_pem: bytes
     cert_pem, key_pem = issue_proxy_client_cert(ca_cert_pem, ca_key_pem)
     paths = (pki_dir / "proxy-client.crt", pki_dir / "proxy-client.key")
     for path, data in zip(paths, (cert_pem, key_pem), strict=True):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.touch(mode=0o600)
-        tmp.chmod(0o600)
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_private(path, data)
     return paths
 
 
@@ -211,10 +209,6 @@ def parse_scrape(text: str) -> dict[str, Any]:
             elif s.name == "dockyard_node_used":
                 node[s.labels.get("resource", "")] = float(s.value)
     return {"containers": containers, "node": node}
-
-
-def rfc3339(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- the proxy -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .. import errors
 from ..errors import ApiError
 from ..objects import defaults, patch, schema, selectors, validation
 from ..objects.kinds import KINDS, Kind, by_kind
+from ..objects.timefmt import rfc3339
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
 
 Obj = dict[str, Any]
@@ -59,14 +60,6 @@ MAX_DEPTH = 100
 def clone(obj: Any) -> Any:
     """A deep copy of a JSON value (a JSON round trip is several times faster than deepcopy)."""
     return json.loads(json.dumps(obj))
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(s: str) -> datetime:
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..client import config_path, load_kubeconfig
+from ..objects.files import write_private
 from . import output, tables
 from .output import CliError
 
@@ -38,15 +37,7 @@ def save_kubeconfig(path: Path, data: dict[str, Any]) -> None:
     except FileNotFoundError:
         mode = 0o600
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(data, f, sort_keys=False, default_flow_style=False)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False).encode(), mode)
 
 
 def context_rows(cfg: dict[str, Any]) -> list[list[str]]:

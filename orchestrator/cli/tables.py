@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..objects.kinds import Kind
+from ..objects.timefmt import parse_time
 
 NONE = "<none>"
 Obj = dict[str, Any]
@@ -60,16 +61,6 @@ def format_duration(seconds: float) -> str:
         days = (hours // 24) % 365
         return f"{hours // (24 * 365)}y{days}d" if days else f"{hours // (24 * 365)}y"
     return f"{hours // (24 * 365)}y"
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def age(timestamp: Any, now: datetime) -> str:

@@ -12,9 +12,10 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from ..api.registry import Registry, parse_time, rfc3339
+from ..api.registry import Registry, rfc3339
 from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..objects.timefmt import parse_rfc3339
 
 log = logging.getLogger("dockyard.events")
 
@@ -83,7 +84,7 @@ class EventRecorder:
         for ev in self.registry.items(EVENT):
             ts = ev.get("lastTimestamp") or ev.get("metadata", {}).get("creationTimestamp")
             try:
-                old = ts is not None and parse_time(ts) < cutoff
+                old = ts is not None and parse_rfc3339(ts) < cutoff
             except ValueError:
                 old = False
             if old:

@@ -51,9 +51,10 @@ from typing import Any
 
 from .. import errors
 from ..api import nodepasswords
-from ..api.registry import Registry, parse_time, rfc3339
+from ..api.registry import Registry, rfc3339
 from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..objects.timefmt import parse_rfc3339
 from ..scheduler.core import toleration_tolerates
 from .events import EventRecorder
 from .runner import Controller
@@ -174,7 +175,7 @@ def _latest(*stamps: str | None) -> datetime | None:
     for s in stamps:
         if s:
             try:
-                times.append(parse_time(s))
+                times.append(parse_rfc3339(s))
             except ValueError:
                 continue
     return max(times) if times else None
@@ -256,7 +257,7 @@ def eviction_deadline(
     pod: dict[str, Any], taint: dict[str, Any], default_seconds: float, fallback_added: datetime
 ) -> datetime | None:
     """When `taint` evicts `pod` (None: never)."""
-    added = parse_time(taint["timeAdded"]) if taint.get("timeAdded") else fallback_added
+    added = parse_rfc3339(taint["timeAdded"]) if taint.get("timeAdded") else fallback_added
     tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or []
                    if toleration_tolerates(t, taint)]
     if not tolerations:

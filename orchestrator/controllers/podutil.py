@@ -16,35 +16,14 @@ Definitions follow the Kubernetes controller utilities:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+
+from ..objects.timefmt import as_utc, parse_time, rfc3339
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse an RFC 3339 timestamp into an aware UTC datetime; None if absent or invalid."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def as_utc(now: datetime) -> datetime:
-    """Treat a naive datetime as UTC; convert aware ones to UTC."""
-    if now.tzinfo is None:
-        return now.replace(tzinfo=UTC)
-    return now.astimezone(UTC)
-
-
-def format_time(now: datetime) -> str:
-    """Format a datetime the way Kubernetes serialises metav1.Time (second precision, "Z")."""
-    return as_utc(now).strftime("%Y-%m-%dT%H:%M:%SZ")
+# How Kubernetes serialises metav1.Time (second precision, "Z").
+format_time = rfc3339
 
 
 def get_condition(obj: dict, cond_type: str) -> dict | None:
