@@ -34,17 +34,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..client import Client
-from ..controllers.deployment import (
-    DEADLINE_EXCEEDED,
-    HASH_LABEL,
-    NEW_RS_FAILING,
-    REVISION,
-    ROLLED_BACK,
-    ROLLED_BACK_HASH,
-    ROLLED_BACK_TO,
-    pod_template_hash,
-)
 from ..errors import ApiError
+from ..objects import workloads
 from ..objects.kinds import by_kind
 from . import output
 from .apply import parse_targets
@@ -150,15 +141,15 @@ def rollout_state(dep: dict[str, Any]) -> tuple[str, str]:
     annotations = meta.get("annotations") or {}
     if (
         progressing.get("status") == "False"
-        and progressing.get("reason") == ROLLED_BACK
-        and annotations.get(ROLLED_BACK_HASH) == pod_template_hash(spec.get("template") or {})
+        and progressing.get("reason") == workloads.ROLLED_BACK
+        and annotations.get(workloads.ROLLED_BACK_HASH) == workloads.pod_template_hash(spec.get("template") or {})
     ):  # (a RolledBack condition left from before a newer template does not count)
-        return "failed", f'deployment "{name}" was rolled back to revision {annotations.get(ROLLED_BACK_TO, "?")}'
+        return "failed", f'deployment "{name}" was rolled back to revision {annotations.get(workloads.ROLLED_BACK_TO, "?")}'
     if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
         return "waiting", "Waiting for deployment spec update to be observed..."
-    if progressing.get("reason") == DEADLINE_EXCEEDED:
+    if progressing.get("reason") == workloads.DEADLINE_EXCEEDED:
         return "failed", f'deployment "{name}" exceeded its progress deadline'
-    if progressing.get("status") == "False" and progressing.get("reason") == NEW_RS_FAILING:
+    if progressing.get("status") == "False" and progressing.get("reason") == workloads.NEW_RS_FAILING:
         return "failed", f'deployment "{name}" rollout failed: {progressing.get("message", "")}'
     replicas = 1 if spec.get("replicas") is None else int(spec["replicas"])
     updated = int(status.get("updatedReplicas") or 0)
@@ -218,7 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _revision(rs: dict[str, Any]) -> int:
     try:
-        return int(((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION, "0"))
+        return int(((rs.get("metadata") or {}).get("annotations") or {}).get(workloads.REVISION, "0"))
     except ValueError:
         return 0
 
@@ -238,7 +229,7 @@ def plain_template(rs: dict[str, Any]) -> dict[str, Any]:
     template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
     labels = (template.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
+        labels.pop(workloads.HASH_LABEL, None)
     return template
 
 
@@ -286,7 +277,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         revision = _revision(target)
         template = plain_template(target)
         current = (dep.get("spec") or {}).get("template") or {}
-        if pod_template_hash(template) == pod_template_hash(current):
+        if workloads.pod_template_hash(template) == workloads.pod_template_hash(current):
             print(f"{_title(name)} skipped rollback (current template already matches revision {revision})")
             return 0
         dep["spec"]["template"] = template

@@ -96,8 +96,6 @@ Automatic rollback (a Dockyard extension; Kubernetes never rolls back by itself)
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -116,9 +114,17 @@ from orchestrator.controllers.podutil import (
     pod_phase,
     uid_of,
 )
+from orchestrator.objects.workloads import (
+    DEADLINE_EXCEEDED,
+    HASH_LABEL,
+    NEW_RS_FAILING,
+    REVISION,
+    ROLLED_BACK,
+    ROLLED_BACK_HASH,
+    ROLLED_BACK_TO,
+    pod_template_hash,
+)
 
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
@@ -126,8 +132,6 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 AUTO_ROLLBACK = "dockyard.io/auto-rollback"
 LAST_GOOD_REVISION = "dockyard.io/last-good-revision"
 ROLLED_BACK_FROM = "dockyard.io/rolled-back-from-revision"
-ROLLED_BACK_TO = "dockyard.io/rolled-back-to-revision"
-ROLLED_BACK_HASH = "dockyard.io/rolled-back-template-hash"
 _ROLLBACK_MARKS = (ROLLED_BACK_FROM, ROLLED_BACK_TO, ROLLED_BACK_HASH)
 FAILING_WAIT_REASONS = frozenset(
     {
@@ -141,9 +145,6 @@ FAILING_WAIT_REASONS = frozenset(
     }
 )
 CRASH_LOOP_RESTARTS = 3
-DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-NEW_RS_FAILING = "NewReplicaSetFailing"
-ROLLED_BACK = "RolledBack"
 _NOT_COPIED = frozenset(
     {
         "kubectl.kubernetes.io/last-applied-configuration",
@@ -161,7 +162,6 @@ _NOT_COPIED = frozenset(
 DEFAULT_HISTORY_LIMIT = 10
 DEFAULT_PROGRESS_DEADLINE = 600
 NO_DEADLINE = 2**31 - 1
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 Event = tuple[str, str, str]
 
@@ -188,26 +188,6 @@ class DeploymentPlan:
     # annotation changes for the Deployment's metadata; None values remove a key
     deployment_annotations: dict[str, str | None] | None = None
     rollback: Rollback | None = None
-
-
-# --- hashing -----------------------------------------------------------------------------
-
-
-def pod_template_hash(template: dict, collision_count: int | None = None) -> str:
-    """Stable 10-character hash of a pod template, ignoring the pod-template-hash label."""
-    tmpl = copy.deepcopy(template or {})
-    labels = (tmpl.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
-    text = json.dumps(tmpl, sort_keys=True, separators=(",", ":"))
-    if collision_count:
-        text += f"#{collision_count}"
-    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-    out = []
-    for _ in range(10):
-        value, idx = divmod(value, len(_SAFE_ALPHABET))
-        out.append(_SAFE_ALPHABET[idx])
-    return "".join(out)
 
 
 def resolve_int_or_percent(value: int | str | None, total: int, round_up: bool, default: str) -> int:

@@ -34,7 +34,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from ..controllers.podutil import controller_ref, is_terminating, pod_phase
+from ..objects.pods import controller_ref, is_terminating, pod_phase
 from . import core
 from .core import (
     DEFAULT_MAX_PODS,

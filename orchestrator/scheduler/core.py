@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.controllers.podutil import controller_ref, is_terminating, pod_phase
+from orchestrator.objects.pods import controller_ref, is_terminating, pod_phase
 from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
 
 LEAST_ALLOCATED_WEIGHT = 1

@@ -1,0 +1,138 @@
+"""Which packages may import which: the layering of orchestrator/ and agent/.
+
+Every .py file under orchestrator/ and agent/ is parsed with `ast`; every import statement
+counts (module level, inside functions, under `if TYPE_CHECKING:`), relative imports are
+resolved, and `from pkg import name` counts as importing `pkg.name` when that is a module.
+
+Rules:
+
+* orchestrator/api/, orchestrator/store/ and orchestrator/objects/ do not import
+  orchestrator/cli/;
+* orchestrator/cli/, orchestrator/api/ and orchestrator/scheduler/ do not import
+  orchestrator/controllers/;
+* agent/ imports from the orchestrator only orchestrator.objects, orchestrator.client,
+  orchestrator.errors, orchestrator.execproto and orchestrator.nodecerts;
+* orchestrator/objects/ imports nothing from the other orchestrator packages.
+
+Known violations are listed in ALLOWED; a new one fails the test, and so does an ALLOWED
+entry that no longer occurs, so the list can only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOP_PACKAGES = ("orchestrator", "agent")
+AGENT_MAY_IMPORT = (
+    "orchestrator.objects",
+    "orchestrator.client",
+    "orchestrator.errors",
+    "orchestrator.execproto",
+    "orchestrator.nodecerts",
+)
+
+# "importer -> imported" (module names), each with the reason it is still there.
+ALLOWED = {
+    # The API's server-side tables reuse the CLI's column formatters (age, pod status, node roles).
+    "orchestrator.api.tables -> orchestrator.cli.tables",
+    # Type-only (TYPE_CHECKING) reference to the Runner whose work-queue metrics are exported.
+    "orchestrator.api.mastermetrics -> orchestrator.controllers.runner",
+    # The scheduler records Events with the controllers' EventRecorder.
+    "orchestrator.scheduler.loop -> orchestrator.controllers.events",
+    # The scheduler runs on the controllers' work-queue loop (Controller, split_key).
+    "orchestrator.scheduler.loop -> orchestrator.controllers.runner",
+    # Join-token parsing (parse_join_token, PKIError) lives with the cluster CA code.
+    "agent.main -> orchestrator.pki",
+}
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _module_name(path: Path) -> tuple[str, bool]:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts = parts[:-1]
+    return ".".join(parts), is_package
+
+
+def _is_module(name: str) -> bool:
+    base = ROOT.joinpath(*name.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports (absolute names)."""
+    module, is_package = _module_name(path)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                sub = f"{source}.{alias.name}"
+                found.add(sub if _is_module(sub) else source)
+    return found
+
+
+def _edges() -> set[tuple[str, str]]:
+    edges = set()
+    for top in TOP_PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            importer, _ = _module_name(path)
+            edges.update((importer, imported) for imported in _imports(path))
+    return edges
+
+
+def _breaks_a_rule(importer: str, imported: str) -> str | None:
+    if any(_within(importer, f"orchestrator.{p}") for p in ("api", "store", "objects")):
+        if _within(imported, "orchestrator.cli"):
+            return "api/store/objects must not import cli"
+    if any(_within(importer, f"orchestrator.{p}") for p in ("cli", "api", "scheduler")):
+        if _within(imported, "orchestrator.controllers"):
+            return "cli/api/scheduler must not import controllers"
+    if _within(importer, "agent") and _within(imported, "orchestrator"):
+        if not any(_within(imported, allowed) for allowed in AGENT_MAY_IMPORT):
+            return "agent may import only objects, client, errors, execproto, nodecerts"
+    if _within(importer, "orchestrator.objects") and _within(imported, "orchestrator"):
+        if not _within(imported, "orchestrator.objects"):
+            return "objects must not import other orchestrator packages"
+    return None
+
+
+def _violations() -> dict[str, str]:
+    out = {}
+    for importer, imported in _edges():
+        rule = _breaks_a_rule(importer, imported)
+        if rule:
+            out[f"{importer} -> {imported}"] = rule
+    return out
+
+
+def test_the_scan_sees_relative_and_function_level_imports() -> None:
+    edges = _edges()
+    assert ("orchestrator.objects.validation", "orchestrator.objects.schema") in edges  # from . import schema
+    assert ("orchestrator.objects.defaults", "orchestrator.objects.validation") in edges  # in a function
+    assert ("agent.main", "orchestrator.nodecerts") in edges  # from orchestrator import nodecerts
+
+
+def test_no_new_import_direction_violations() -> None:
+    new = {edge: rule for edge, rule in _violations().items() if edge not in ALLOWED}
+    assert not new, "imports against the layering:\n" + "\n".join(
+        f"{e}  ({r})" for e, r in sorted(new.items())
+    )
+
+
+def test_allowed_violations_still_occur() -> None:
+    stale = ALLOWED - set(_violations())
+    assert not stale, "no longer violated, remove from ALLOWED: " + ", ".join(sorted(stale))
