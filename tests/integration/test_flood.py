@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.flood import FloodCluster, deployment
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import resolve
 from tests.support.cluster import Cluster, running, wait_for
@@ -47,44 +47,10 @@ DEPLOYMENTS = resolve("deployments")
 REPLICASETS = resolve("replicasets")
 
 
-class FloodCluster(Cluster):
-    def env(self) -> dict[str, str]:
-        env = super().env()
-        env["DOCKYARD_MAX_PENDING_PODS"] = str(LIMIT)
-        return env
-
-    def rss_mib(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS line")
-
-
 @pytest.fixture(scope="module")
 def flood_cluster(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[FloodCluster]:
-    with running(FloodCluster(tmp_path_factory.mktemp("flood"), cluster_cidr="10.221.0.0/16")) as c:
+    with running(FloodCluster(tmp_path_factory.mktemp("flood"), LIMIT, cluster_cidr="10.221.0.0/16")) as c:
         yield c
-
-
-def deployment() -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": NAME}},
-            "template": {
-                "metadata": {"labels": {"app": NAME}},
-                "spec": {
-                    "nodeSelector": {"dockyard.io/flood": "no-such-node"},
-                    "terminationGracePeriodSeconds": 0,
-                    "containers": [{"name": "c", "image": "dockyard/busybox:1", "imagePullPolicy": "Never",
-                                    "command": ["sleep", "3600"]}],
-                },
-            },
-        },
-    }
 
 
 def flood_pods(c: Cluster) -> list[dict[str, Any]]:
