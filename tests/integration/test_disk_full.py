@@ -27,6 +27,7 @@ from orchestrator.client import Client
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import resolve
 from tests.support.cluster import ROOT, free_port
+from tests.support.tmpfs import small_tmpfs
 
 MiB = 1 << 20
 DISK = "16m"
@@ -38,19 +39,8 @@ CONFIGMAPS = resolve("configmaps")
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK) as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 class Master:

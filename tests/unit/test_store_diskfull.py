@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from orchestrator.store import (
 )
 from orchestrator.store import sqlite as sqlite_mod
 from orchestrator.store.space import FreeSpace, Reserve
+from tests.support.tmpfs import small_tmpfs
 
 MiB = 1 << 20
 
@@ -413,18 +413,8 @@ def test_an_old_database_is_converted_to_incremental_vacuum(tmp_path: Path) -> N
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs, unmounted afterwards whatever happens."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tmpfs", "8m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def free(path: Path) -> int:
