@@ -509,6 +509,7 @@ class Agent:
         self._full = True  # a full pass (every pod, orphans, volumes) is due at the next wake
         self._pool: ThreadPoolExecutor | None = None
         self._exited = threading.Event()  # run() has finished stopping (ends the Lease renewals)
+        self.cluster_state: Any = None  # agent.serviceproxy.ClusterState once the service network runs
         self._field_selector = f"spec.nodeName={node_name}"
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -583,6 +584,7 @@ class Agent:
             return lambda: None
         prefix = chain_prefix(self.runtime.network)
         state = ClusterState(self.client)
+        self.cluster_state = state  # its Node watch also tells the status loop the master's view
         network = PodNetwork(state, self.node_name, NetChains(prefix), bridge=lambda: bridge)
         proxy = ServiceProxy(state, Chains(prefix))
         dns: NodeDNS | None = None
@@ -639,6 +641,16 @@ class Agent:
             delay = min(delay * 2, 10.0)
         return False
 
+    def _own_node(self) -> dict[str, Any]:
+        """The master's copy of our Node: from the service network's Node watch when it runs
+        (no request), else one GET."""
+        state = self.cluster_state
+        if state is not None and state.synced["nodes"]:
+            for node in state.nodes():
+                if (node.get("metadata") or {}).get("name") == self.node_name:
+                    return node
+        return self.client.get(NODE, self.node_name)
+
     def _renew_lease_once(self) -> bool:
         try:
             self.node.renew_lease()
@@ -661,7 +673,8 @@ class Agent:
         """Post the full Node status every `node_status_period` seconds, and at once when the
         container runtime's health changes or the master's view of the node's readiness
         differs from ours (e.g. it marked us Unknown while we were cut off), checked with a
-        cheap ping and one read every few seconds, as kubelet compares before it posts."""
+        cheap ping every few seconds against the Node the watch keeps (a read where none
+        runs), as kubelet compares before it posts."""
         last = time.monotonic()
         check = min(max(self.heartbeat_every, 1.0), 5.0)
         while not stop.wait(check):
@@ -671,7 +684,7 @@ class Agent:
             except Exception:
                 healthy = False
             try:
-                seen = self.client.get(NODE, self.node_name)
+                seen = self._own_node()
                 server_ready = next((c.get("status") for c in (seen.get("status") or {}).get("conditions") or []
                                      if c.get("type") == "Ready"), None)
             except Exception:
