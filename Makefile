@@ -34,6 +34,7 @@ unit: install
 
 lint: install
 	$(VENV)/bin/ruff check orchestrator agent tests bench
+	$(VENV)/bin/mypy
 
 bench: install docker
 	$(PY) bench/pod_start.py

@@ -74,9 +74,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from orchestrator import nodecerts, pki
+from orchestrator import nodecerts
 from orchestrator.client import Client
 from orchestrator.errors import ApiError
+from orchestrator.objects import jointoken
 from orchestrator.objects.files import write_private
 from orchestrator.objects.kinds import by_kind
 
@@ -916,8 +917,8 @@ def parse_join_token(token: str) -> str:
     An agent needs the hash to check the master's CA, so a bare secret is refused here.
     """
     try:
-        ca_hash, _ = pki.parse_join_token(token)
-    except pki.PKIError as e:
+        ca_hash, _ = jointoken.parse_join_token(token)
+    except jointoken.PKIError as e:
         raise JoinError(str(e)) from None
     if ca_hash is None:
         raise JoinError("malformed join token: expected K10<ca-sha256>::node:<secret>")

@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.api.registry import Registry  # noqa: E402
-from orchestrator.controllers.events import EventRecorder  # noqa: E402
-from orchestrator.controllers.runner import Runner  # noqa: E402
 from orchestrator.objects.kinds import by_kind  # noqa: E402
+from orchestrator.reconcile.events import EventRecorder  # noqa: E402
+from orchestrator.reconcile.runner import Runner  # noqa: E402
+from orchestrator.registry import Registry  # noqa: E402
 from orchestrator.scheduler.cache import PodInfo  # noqa: E402
 from orchestrator.scheduler.core import ScheduleResult  # noqa: E402
 from orchestrator.scheduler.loop import Scheduler  # noqa: E402

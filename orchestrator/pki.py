@@ -54,6 +54,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .objects.files import write_private as _write_file
+from .objects.jointoken import (  # noqa: F401  (the join-token API is part of the PKI's)
+    JOIN_TOKEN_PREFIX,
+    JOIN_TOKEN_USER,
+    PKIError,
+    ca_hash,
+    make_join_token,
+    parse_join_token,
+    verify_ca,
+)
 
 CA_COMMON_NAME = "dockyard-ca"
 SERVER_COMMON_NAME = "dockyard-apiserver"
@@ -64,8 +73,6 @@ SERVER_RENEW_BEFORE = dt.timedelta(days=30)
 # Backdate certificates a little so that hosts with slightly slow clocks accept them.
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
-JOIN_TOKEN_PREFIX = "K10"
-JOIN_TOKEN_USER = "node"
 NODE_TOKEN_PREFIX = "node:"
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -76,10 +83,6 @@ _SAN_LABEL = r"[a-z0-9_]([-a-z0-9_]*[a-z0-9_])?"
 _SAN_DNS = re.compile(rf"{_SAN_LABEL}(\.{_SAN_LABEL})*")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class PKIError(Exception):
-    """The PKI directory or a token/kubeconfig is unusable."""
 
 
 # -- the cluster PKI --------------------------------------------------------------------------
@@ -434,46 +437,6 @@ def _key_pem(key: Any) -> bytes:
 
 
 # -- join tokens ------------------------------------------------------------------------------
-
-
-def ca_hash(ca_pem: bytes) -> str:
-    """SHA-256 hex digest of the CA bundle's PEM bytes, as carried in join tokens."""
-    return hashlib.sha256(ca_pem).hexdigest()
-
-
-def verify_ca(ca_pem: bytes, expected_hash: str) -> bool:
-    return hmac.compare_digest(ca_hash(ca_pem).encode(), expected_hash.strip().lower().encode())
-
-
-def make_join_token(ca_pem: bytes, secret: str) -> str:
-    if not secret or ":" in secret or any(c.isspace() for c in secret):
-        raise PKIError("a join secret must be non-empty and contain no ':' or whitespace")
-    return f"{JOIN_TOKEN_PREFIX}{ca_hash(ca_pem)}::{JOIN_TOKEN_USER}:{secret}"
-
-
-def parse_join_token(token: str) -> tuple[str | None, str]:
-    """(CA hash or None, secret) of a join token.
-
-    Accepts the full form `K10<hash>::node:<secret>` (also `K10<hash>::<secret>`) and a bare
-    secret. Raises PKIError for an empty token or a malformed full form.
-    """
-    token = token.strip()
-    if not token:
-        raise PKIError("empty join token")
-    if not token.startswith(JOIN_TOKEN_PREFIX) or "::" not in token:
-        if ":" in token or any(c.isspace() for c in token):
-            raise PKIError("malformed join token")
-        return None, token
-    head, _, rest = token.partition("::")
-    digest = head[len(JOIN_TOKEN_PREFIX) :].lower()
-    if not _HEX64.fullmatch(digest):
-        raise PKIError("malformed join token: the CA hash after 'K10' must be 64 hex digits")
-    user, sep, secret = rest.partition(":")
-    if not sep:
-        user, secret = JOIN_TOKEN_USER, rest
-    if user != JOIN_TOKEN_USER or not secret or ":" in secret:
-        raise PKIError("malformed join token: expected K10<ca-hash>::node:<secret>")
-    return digest, secret
 
 
 # -- per-node tokens --------------------------------------------------------------------------

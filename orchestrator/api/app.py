@@ -50,8 +50,8 @@ from ..errors import ApiError
 from ..nodecerts import NodeCertError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
+from ..registry import Registry, apply_patch, dumps
 from . import auth, discovery, nodepasswords, openapi, tables
-from .registry import Registry, apply_patch, dumps
 from .requests import (
     APPLY_PATCH,
     MERGE_PATCH,

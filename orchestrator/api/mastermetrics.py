@@ -58,7 +58,7 @@ from .app import parse_path
 from .proxy import metrics_port, node_address
 
 if TYPE_CHECKING:
-    from ..controllers.runner import Runner
+    from ..reconcile.runner import Runner
     from ..server import Master
 
 log = logging.getLogger("dockyard.api.metrics")

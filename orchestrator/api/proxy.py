@@ -62,8 +62,8 @@ from ..errors import ApiError
 from ..objects.files import write_private
 from ..objects.kinds import by_kind
 from ..objects.timefmt import rfc3339
+from ..registry import dumps
 from . import auth
-from .registry import dumps
 
 if TYPE_CHECKING:
     from ..pki import ClusterPKI

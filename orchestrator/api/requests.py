@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from .. import errors
 from ..errors import ApiError
 from ..objects import selectors
-from .registry import json_type
+from ..registry import json_type
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 MAX_DEPTH = 100  # levels of nested objects and arrays in a request body

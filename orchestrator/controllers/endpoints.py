@@ -25,11 +25,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..api.registry import Registry
 from ..errors import ApiError
 from ..objects.kinds import by_kind
 from ..objects.selectors import selector_from_spec
-from .runner import Controller, split_key
+from ..reconcile.runner import Controller, split_key
+from ..registry import Registry
 
 log = logging.getLogger("dockyard.controllers.endpoints")
 

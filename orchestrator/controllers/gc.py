@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ApiError
 from ..objects.kinds import KINDS, by_kind
-from .runner import Controller
+from ..reconcile.runner import Controller
 
 log = logging.getLogger("dockyard.gc")
 

@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..api.registry import Registry, rfc3339, scale_of
 from ..autoscaling.metrics import MetricsSource, make_source
 from ..autoscaling.replicas import (
     History,
@@ -42,8 +41,10 @@ from ..autoscaling.replicas import (
 )
 from ..errors import ApiError
 from ..objects.kinds import UnknownKind, by_kind
-from .events import EventRecorder
-from .runner import Controller, split_key
+from ..objects.timefmt import rfc3339
+from ..reconcile.events import EventRecorder
+from ..reconcile.runner import Controller, split_key
+from ..registry import Registry, scale_of
 
 log = logging.getLogger("dockyard.controllers.hpa")
 

@@ -51,13 +51,13 @@ from typing import Any
 
 from .. import errors
 from ..api import nodepasswords
-from ..api.registry import Registry, rfc3339
 from ..errors import ApiError
 from ..objects.kinds import by_kind
-from ..objects.timefmt import parse_rfc3339
+from ..objects.timefmt import parse_rfc3339, rfc3339
+from ..reconcile.events import EventRecorder
+from ..reconcile.runner import Controller
+from ..registry import Registry
 from ..scheduler.core import toleration_tolerates
-from .events import EventRecorder
-from .runner import Controller
 
 log = logging.getLogger("dockyard.controllers.nodes")
 

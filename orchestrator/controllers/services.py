@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import errors
-from ..api.registry import Registry
 from ..objects.kinds import by_kind
 from ..objects.validation import NODE_PORT_RANGE, invalid
+from ..registry import Registry
 
 SERVICE = by_kind("v1", "Service")
 DEFAULT_SERVICE_CIDR = "10.43.0.0/16"

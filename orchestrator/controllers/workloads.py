@@ -15,7 +15,7 @@ one comes with the resync (`resync_seconds`) or the next change to the set's pod
 sees every pod created so far. (Failing the pass would add a runtime retry on top of
 those triggers for every failed pass; a set refused for minutes would then be retried
 many times a second.) A set scaled far beyond what the cluster admits (the pending pods
-limit, `api/podadmission.py`) therefore costs one refused creation per pass, not a burst
+limit, `registry/podadmission.py`) therefore costs one refused creation per pass, not a burst
 of them. The condition is removed by the next pass without errors.
 """
 
@@ -26,11 +26,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..api.registry import Registry
 from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..reconcile.events import EventRecorder
+from ..reconcile.runner import Controller, split_key
+from ..registry import Registry
 from .deployment import plan_deployment
-from .events import EventRecorder
 from .replicaset import (
     DEFAULT_MAX_BURST,
     plan_replicaset,
@@ -38,7 +39,6 @@ from .replicaset import (
     slow_start_batches,
     with_replica_failure,
 )
-from .runner import Controller, split_key
 
 log = logging.getLogger("dockyard.controllers")
 

@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..api.registry import Registry, set_condition
-from ..controllers.events import EventRecorder
-from ..controllers.runner import Controller, split_key
 from ..errors import ApiError
 from ..objects.kinds import Kind, by_kind
+from ..reconcile.events import EventRecorder
+from ..reconcile.runner import Controller, split_key
+from ..registry import Registry, set_condition
 from .cache import PodInfo, SchedulerCache, pod_uid
 from .core import ScheduleResult
 

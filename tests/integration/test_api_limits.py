@@ -17,10 +17,10 @@ import uvicorn
 
 from orchestrator.api.app import ApiServer
 from orchestrator.api.auth import Authenticator
-from orchestrator.api.registry import Registry
 from orchestrator.api.requests import MAX_BODY_BYTES
+from orchestrator.api.serving import HEADER_TIMEOUT, api_server_config
 from orchestrator.pki import node_token
-from orchestrator.server import HEADER_TIMEOUT, api_server_config
+from orchestrator.registry import Registry
 from orchestrator.store import SQLiteStore
 
 ADMIN = "admin-token-0123456789"

@@ -115,7 +115,7 @@ def test_flood_stops_at_the_pending_pods_limit(flood_cluster: FloodCluster) -> N
     event = wait_for(stopped, 60, interval=0.25, what="a FailedCreate event for the flood")
     assert "overflow" not in event, (
         f"{event.get('overflow')} pods created for a pending pods limit of {LIMIT}: the limit is not enforced "
-        "(the master registers orchestrator.api.podadmission.pending_pods_hook as a Pod create hook)")
+        "(the master registers orchestrator.registry.podadmission.pending_pods_hook as a Pod create hook)")
     took = time.monotonic() - t0
     rs = the_replicaset(c)
     rs_name = rs["metadata"]["name"]

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from orchestrator.api import requests as api_requests
-from orchestrator.api.registry import Registry
 from orchestrator.errors import ApiError
 from orchestrator.pki import node_token
+from orchestrator.registry import Registry
 from tests.unit.test_api import SECRET, h, make_api
 
 NS = "/api/v1/namespaces/default"

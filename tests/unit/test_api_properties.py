@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from orchestrator.api.registry import Registry
+from orchestrator.registry import Registry
 from tests.unit.test_api import ADMIN, make_api
 
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}

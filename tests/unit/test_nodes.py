@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.api.registry import rfc3339
 from orchestrator.controllers.nodes import (
     TAINT_NOT_READY,
     TAINT_UNREACHABLE,
@@ -20,6 +19,7 @@ from orchestrator.controllers.nodes import (
     observe_heartbeat,
     pod_cidr_conflict,
 )
+from orchestrator.objects.timefmt import rfc3339
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=20)

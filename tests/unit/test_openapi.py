@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 from orchestrator.api import openapi
 from orchestrator.api.app import ApiServer
 from orchestrator.api.auth import Authenticator
-from orchestrator.api.registry import Registry
 from orchestrator.objects import schema
 from orchestrator.objects.kinds import KINDS, resolve
 from orchestrator.pki import node_token
+from orchestrator.registry import Registry
 from orchestrator.store import SQLiteStore
 
 ADMIN = "admin-token-0123456789"

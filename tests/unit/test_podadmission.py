@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.api.podadmission import (
+from orchestrator.errors import ApiError
+from orchestrator.objects.kinds import by_kind
+from orchestrator.registry import Registry
+from orchestrator.registry.podadmission import (
     DEFAULT_MAX_PENDING_PODS,
     ENV_MAX_PENDING_PODS,
     PendingPodLimit,
@@ -19,9 +22,6 @@ from orchestrator.api.podadmission import (
     max_pending_pods_from_env,
     pending_pods_hook,
 )
-from orchestrator.api.registry import Registry
-from orchestrator.errors import ApiError
-from orchestrator.objects.kinds import by_kind
 from orchestrator.store import SQLiteStore
 
 POD = by_kind("v1", "Pod")

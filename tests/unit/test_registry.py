@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.api.registry import Registry
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import resolve
+from orchestrator.registry import Registry
 from orchestrator.store import SQLiteStore
 
 POD = resolve("pods")

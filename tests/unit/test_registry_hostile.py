@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.api.registry import Registry
 from orchestrator.errors import ApiError
 from orchestrator.objects import defaults, validation
 from orchestrator.objects.kinds import Kind, resolve
+from orchestrator.registry import Registry
 from orchestrator.store import SQLiteStore
 from tests.unit.test_api import ADMIN, make_api
 

@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.api.podadmission import PendingPodLimit
-from orchestrator.api.registry import Registry
-from orchestrator.controllers.events import EventRecorder
 from orchestrator.controllers.replicaset import (
     DEFAULT_MAX_BURST,
     plan_replicaset,
@@ -21,6 +18,9 @@ from orchestrator.controllers.replicaset import (
 from orchestrator.controllers.workloads import ReplicaSetController
 from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import by_kind
+from orchestrator.reconcile.events import EventRecorder
+from orchestrator.registry import Registry
+from orchestrator.registry.podadmission import PendingPodLimit
 from orchestrator.store import SQLiteStore
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

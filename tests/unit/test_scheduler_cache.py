@@ -178,8 +178,8 @@ def test_randomised_equivalence_with_reference() -> None:
 
 
 def test_scheduler_controller_binds_from_cache_and_parks(tmp_path) -> None:  # noqa: ANN001
-    from orchestrator.api.registry import Registry
-    from orchestrator.controllers.events import EventRecorder
+    from orchestrator.reconcile.events import EventRecorder
+    from orchestrator.registry import Registry
     from orchestrator.scheduler.loop import NODE, POD, Scheduler
     from orchestrator.store import SQLiteStore
 

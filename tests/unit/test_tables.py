@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 from orchestrator.api import tables
 from orchestrator.api.app import ApiServer
 from orchestrator.api.auth import Authenticator
-from orchestrator.api.registry import Registry
 from orchestrator.objects.kinds import resolve
 from orchestrator.pki import node_token
+from orchestrator.registry import Registry
 from orchestrator.store import SQLiteStore
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..api.registry import Registry
 from ..errors import ApiError
 from ..objects.kinds import Kind
+from ..registry import Registry
 
 log = logging.getLogger("dockyard.controllers")
 

@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import ApiError
 from ..objects.kinds import by_kind
 from ..store import DELETE, Compacted, Store, StoreError, Watch
-from .registry import Registry
+from .generic import Registry
 
 log = logging.getLogger("dockyard.admission")
 

@@ -12,10 +12,10 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from ..api.registry import Registry, rfc3339
 from ..errors import ApiError
 from ..objects.kinds import by_kind
-from ..objects.timefmt import parse_rfc3339
+from ..objects.timefmt import parse_rfc3339, rfc3339
+from ..registry import Registry
 
 log = logging.getLogger("dockyard.events")
 
