@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from . import logs, nodecerts
-from .api import mastermetrics, proxy
+from .api import mastermetrics, proxy, serving
 from .api.app import ApiServer
 from .api.auth import Authenticator
 from .api.serving import api_server_config
@@ -228,7 +228,7 @@ def main_master(args: Any) -> int:
         # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
         # action the process would die there, before the controllers stop and the store closes
         signal.signal(signal.SIGTERM, lambda *_: master.stop())
-    asyncio.run(master.serve())
+    serving.run(master.serve())
     return 0
 
 
@@ -284,7 +284,7 @@ def main_up(args: Any) -> int:
         # action the process would die there, before the agent removes its network rules
         signal.signal(signal.SIGTERM, lambda *_: (stop.set(), master.stop()))
     try:
-        asyncio.run(master.serve())
+        serving.run(master.serve())
     finally:
         stop.set()
         if agent_thread is not None:

@@ -85,3 +85,8 @@ def api_server_config(app: Any, host: str, port: int, *, ssl_certfile: str | Non
         lifespan="off",
         timeout_graceful_shutdown=2,
     )
+
+
+def run(main: Any) -> Any:
+    """Run the master's top-level coroutine on the event loop the API is served with."""
+    return asyncio.run(main)
