@@ -14,9 +14,10 @@ kubectl reads the server's OpenAPI before it writes anything:
   server merges with (`patch.MERGE_KEYS`), so client and server agree.
 * `kubectl explain` walks `properties` of the same component.
 
-The documents are built from `schema.KIND_SCHEMAS` only, so a field added there shows up
-here. Nested structs are inlined (no `$ref`s below the kind): the merge-key extensions are
-then attached by exact path, and every schema is self-contained. `/openapi/v3` is an index
+The documents are built from the kinds' schemas only (`Kind.schema`, each in its kind's
+module under `objects/resources/`), so a field added there shows up here. Nested structs
+are inlined (no `$ref`s below the kind): the merge-key extensions are then attached by
+exact path, and every schema is self-contained. `/openapi/v3` is an index
 of `serverRelativeURL`s carrying a content hash, which lets clients cache documents until
 the schema changes; `/openapi/v2` is one Swagger document with the same definitions (as JSON; a
 protobuf request gets an empty document, see `V2_PROTOBUF`).
@@ -34,7 +35,7 @@ from typing import Any
 
 from .. import __version__
 from ..objects import patch, schema
-from ..objects.kinds import KINDS, Kind
+from ..objects.kinds import KINDS, Kind, schema_for
 
 Doc = dict[str, Any]
 
@@ -99,7 +100,8 @@ def node_schema(node: schema.Node, path: str = "", merge_keys: dict[str, str] | 
 
 def kind_schema(kind: Kind) -> Doc:
     """The full schema of a kind, with its group/version/kind and merge-key extensions."""
-    doc = node_schema(schema.KIND_SCHEMAS[kind.kind], "", patch.MERGE_KEYS.get(kind.kind, {}))
+    assert kind.schema is not None, kind.kind  # only kinds with a schema are documented
+    doc = node_schema(kind.schema, "", patch.MERGE_KEYS.get(kind.kind, {}))
     doc["description"] = f"{kind.kind} as served by Dockyard ({kind.api_version})."
     doc["x-kubernetes-group-version-kind"] = [gvk(kind)]
     return doc
@@ -233,7 +235,7 @@ def gv_path(group: str, version: str) -> str:
 
 @cache
 def _v3_document(group: str, version: str) -> bytes | None:
-    kinds = [k for k in KINDS if k.group == group and k.version == version and schema.has_schema(k.kind)]
+    kinds = [k for k in KINDS if k.group == group and k.version == version and k.schema is not None]
     if not kinds:
         return None
     schemas: dict[str, Doc] = {}
@@ -322,16 +324,18 @@ def prune_unknown(kind: str, obj: Any) -> list[str]:
     patch can be pruned as well as a whole object.
     """
     removed: list[str] = []
-    if schema.has_schema(kind):
-        _prune(schema.KIND_SCHEMAS[kind], obj, "", removed)
+    node = schema_for(kind)
+    if node is not None:
+        _prune(node, obj, "", removed)
     return removed
 
 
 def unknown_paths(kind: str, obj: Any) -> list[str]:
     """Dotted paths of unknown fields (patch directives aside), without changing `obj`."""
-    if not schema.has_schema(kind) or not isinstance(obj, dict):
+    node = schema_for(kind)
+    if node is None or not isinstance(obj, dict):
         return []
-    return [p.path for p in schema.check(kind, obj) if p.problem == "unknown" and "$" not in p.path]
+    return [p.path for p in schema.check(node, obj) if p.problem == "unknown" and "$" not in p.path]
 
 
 def _prune(node: schema.Node, value: Any, path: str, removed: list[str]) -> None:

@@ -16,6 +16,10 @@ Routes (added ahead of the API's catch-all by `routes(api, pki)`):
   scraping the agents' plain-HTTP ``/metrics`` (node InternalIP and the
   ``dockyard.io/metrics-port`` annotation) on each request. Nothing is stored.
 
+Where a node is reached (`node_address`, `kubelet_port`, `metrics_port`) is
+`orchestrator.objects.nodeaddr` and reading a scrape (`parse_scrape`) is
+`orchestrator.objects.scrape`; the names remain importable from this module.
+
 Authentication and authorization are the API's own (`api.authn`, `auth.authorize`):
 ``get pods/log`` and ``create pods/exec``; node identities may do neither (see
 `auth._node_allowed`).
@@ -61,6 +65,9 @@ from .. import errors, execproto
 from ..errors import ApiError
 from ..objects.files import write_private
 from ..objects.kinds import by_kind
+from ..objects.nodeaddr import METRICS_PORT_ANNOTATION as METRICS_PORT_ANNOTATION
+from ..objects.nodeaddr import kubelet_port, metrics_port, node_address
+from ..objects.scrape import parse_scrape
 from ..objects.timefmt import rfc3339
 from ..registry import dumps
 from . import auth
@@ -75,7 +82,6 @@ POD = by_kind("v1", "Pod")
 NODE = by_kind("v1", "Node")
 METRICS_GROUP = "metrics.k8s.io"
 METRICS_VERSION = f"{METRICS_GROUP}/v1beta1"
-METRICS_PORT_ANNOTATION = "dockyard.io/metrics-port"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 PROXY_CLIENT_CN = "dockyard-master-proxy"
 SCRAPE_TIMEOUT = 5.0
@@ -162,53 +168,12 @@ def pick_container(pod: dict[str, Any], requested: str | None) -> str:
     raise errors.bad_request(message)
 
 
-def node_address(node: dict[str, Any]) -> str | None:
-    addrs = (node.get("status") or {}).get("addresses") or []
-    for kind in ("InternalIP", "ExternalIP", "Hostname"):
-        for a in addrs:
-            if a.get("type") == kind and a.get("address"):
-                return str(a["address"])
-    return None
-
-
-def kubelet_port(node: dict[str, Any]) -> int | None:
-    port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    return int(port) if port else None
-
-
-def metrics_port(node: dict[str, Any]) -> int | None:
-    value = ((node.get("metadata") or {}).get("annotations") or {}).get(METRICS_PORT_ANNOTATION)
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
 def format_cpu(cores: float) -> str:
     return f"{max(0, round(cores * 1e9))}n"
 
 
 def format_memory(n: float) -> str:
     return f"{max(0, round(n / 1024))}Ki"
-
-
-def parse_scrape(text: str) -> dict[str, Any]:
-    """Per-container cpu cores / memory bytes and node usage from an agent's exposition text."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    containers: dict[tuple[str, str, str], dict[str, float]] = {}
-    node: dict[str, float] = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == "dockyard_container_cpu_usage_cores":
-                key = (s.labels.get("namespace", ""), s.labels.get("pod", ""), s.labels.get("container", ""))
-                containers.setdefault(key, {})["cpu"] = float(s.value)
-            elif s.name == "container_memory_working_set_bytes":
-                key = (s.labels.get("namespace", ""), s.labels.get("pod", ""), s.labels.get("container", ""))
-                containers.setdefault(key, {})["memory"] = float(s.value)
-            elif s.name == "dockyard_node_used":
-                node[s.labels.get("resource", "")] = float(s.value)
-    return {"containers": containers, "node": node}
 
 
 # -- the proxy -----------------------------------------------------------------------------------
@@ -475,7 +440,7 @@ def _status(e: ApiError) -> Response:
     return Response(dumps(e.status()), status_code=e.code or 500, media_type="application/json")
 
 
-def _error_from(body: bytes, code: int) -> ApiError:
+def _error_from(body: bytes | bytearray, code: int) -> ApiError:
     try:
         data = json.loads(body)
         if isinstance(data, dict) and data.get("kind") == "Status":

@@ -8,7 +8,8 @@ Two sources implement the same four asynchronous questions (`MetricsSource`):
 
 `AgentSource` (the default) answers resource questions the way `metrics.k8s.io` does
 (`orchestrator.api.proxy`): it scrapes the plain-HTTP ``/metrics`` of the nodes running the
-pods (node InternalIP and the ``dockyard.io/metrics-port`` annotation) and reads
+pods (node InternalIP and the ``dockyard.io/metrics-port`` annotation; `objects.nodeaddr`,
+`objects.scrape`) and reads
 ``dockyard_container_cpu_usage_cores`` (the CPU rate between the agent's last two samples)
 and ``container_memory_working_set_bytes``. Nothing else knows custom metrics, so it hands
 Pods, Object and External questions to Prometheus when one is configured and fails them
@@ -45,8 +46,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..api.proxy import metrics_port, node_address, parse_scrape
 from ..objects.kinds import by_kind
+from ..objects.nodeaddr import metrics_port, node_address
+from ..objects.scrape import parse_scrape
 from .replicas import MetricError, PodMetric
 
 log = logging.getLogger("dockyard.autoscaling")

@@ -22,11 +22,15 @@ from typing import Any
 
 from ..client import Client, ConnectionFailed
 from ..errors import ApiError
+from ..objects import printers
 from ..objects.kinds import Kind, resolve
+from ..objects.printers import NONE, age
+from ..objects.resources.event import event_last_seen, event_object
+from ..objects.resources.node import node_roles
+from ..objects.timefmt import parse_time
 from . import output, tables
 from .apply import LAST_APPLIED, parse_targets
 from .output import with_type
-from .tables import NONE, age, parse_time
 
 Obj = dict[str, Any]
 _IGNORED_ANNOTATIONS = (LAST_APPLIED,)
@@ -294,7 +298,7 @@ def _describe_pod(d: Doc, pod: Obj, related: Related) -> None:
     phase = status.get("phase") or "Unknown"
     if meta.get("deletionTimestamp"):
         grace = meta.get("deletionGracePeriodSeconds")
-        phase = f"Terminating (lasts {tables.age(meta['deletionTimestamp'], tables.now_utc())})"
+        phase = f"Terminating (lasts {age(meta['deletionTimestamp'], tables.now_utc())})"
         if grace is not None:
             d.kv(0, "Termination Grace Period", f"{grace}s")
     d.kv(0, "Status", phase)
@@ -338,7 +342,7 @@ def _replicas_line(obj: Obj) -> str:
 def _describe_deployment(d: Doc, dep: Obj, related: Related) -> None:
     _header(d, dep, related.kind)
     spec = _spec(dep)
-    d.kv(0, "Selector", tables.selector_text(spec.get("selector")))
+    d.kv(0, "Selector", printers.selector_text(spec.get("selector")))
     d.kv(0, "Replicas", _replicas_line(dep))
     strategy = spec.get("strategy") or {}
     stype = strategy.get("type") or "RollingUpdate"
@@ -371,7 +375,7 @@ def _describe_replicaset(d: Doc, rs: Obj, related: Related) -> None:
     meta, spec, status = _meta(rs), _spec(rs), _status(rs)
     d.kv(0, "Name", meta.get("name", ""))
     d.kv(0, "Namespace", meta.get("namespace", ""))
-    d.kv(0, "Selector", tables.selector_text(spec.get("selector")))
+    d.kv(0, "Selector", printers.selector_text(spec.get("selector")))
     d.kv(0, "Labels", _pairs(meta.get("labels")))
     d.kv(0, "Annotations", _annotations(rs))
     _controlled_by(d, rs)
@@ -398,7 +402,7 @@ def _describe_replicaset(d: Doc, rs: Obj, related: Related) -> None:
 def _describe_node(d: Doc, node: Obj, related: Related) -> None:
     meta, spec, status = _meta(node), _spec(node), _status(node)
     d.kv(0, "Name", meta.get("name", ""))
-    d.kv(0, "Roles", tables.node_roles(node))
+    d.kv(0, "Roles", node_roles(node))
     d.kv(0, "Labels", _pairs(meta.get("labels")))
     d.kv(0, "Annotations", _annotations(node))
     d.kv(0, "CreationTimestamp", timestamp(meta.get("creationTimestamp")))
@@ -488,7 +492,7 @@ def _describe_secret(d: Doc, s: Obj, related: Related) -> None:
 
 def _describe_event(d: Doc, ev: Obj, related: Related) -> None:
     _header(d, ev, related.kind)
-    d.kv(0, "Involved Object", tables.event_object(ev))
+    d.kv(0, "Involved Object", event_object(ev))
     for key, label in (("type", "Type"), ("reason", "Reason"), ("message", "Message"), ("count", "Count")):
         if key in ev:
             d.kv(0, label, ev[key])
@@ -521,7 +525,7 @@ _DESCRIBERS: dict[str, Callable[[Doc, Obj, Related], None]] = {
 
 
 def _event_age(ev: Obj, now: Any) -> str:
-    last = age(tables.event_last_seen(ev), now)
+    last = age(event_last_seen(ev), now)
     count = int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
     if count > 1:
         first = age(ev.get("firstTimestamp") or ev.get("eventTime") or _meta(ev).get("creationTimestamp"), now)
@@ -549,7 +553,7 @@ def events_for(obj: Obj, events: list[Obj]) -> list[Obj]:
         return ref.get("name") == meta.get("name") and ref.get("kind") == obj.get("kind")
 
     chosen = [ev for ev in events if matches(ev)]
-    return sorted(chosen, key=lambda ev: str(tables.event_last_seen(ev) or ""))
+    return sorted(chosen, key=lambda ev: str(event_last_seen(ev) or ""))
 
 
 def _events_section(d: Doc, events: list[Obj] | None) -> None:

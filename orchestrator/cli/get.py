@@ -1,9 +1,10 @@
 """`dockyard get`: list or fetch objects and print them as tables, YAML, JSON or names.
 
 What to get is given kubectl-style: `po`, `pods`, `deploy web api`, `deploy/web po/x`,
-`deploy,rs,po` or `all` (pods, deployments, replicasets). When several kinds are printed
-each gets its own table (separated by a blank line) and names carry the kind
-(`deployment.apps/web`), so the output says what every row is.
+`deploy,rs,po` or `all` (the kinds in the `all` category, `Kind.categories`, in the order of
+the kinds table: pods, deployments, replicasets). When several kinds are printed each gets its own table
+(separated by a blank line) and names carry the kind (`deployment.apps/web`), so the
+output says what every row is.
 
 Structured output follows kubectl: one named object prints as itself, anything else as a
 `v1 List` with the items (typed, since list items come without apiVersion/kind), which
@@ -25,12 +26,12 @@ from typing import Any
 
 from ..client import Client, ConnectionFailed
 from ..errors import ApiError
-from ..objects.kinds import Kind
+from ..objects.kinds import KINDS, Kind
 from . import output, tables
 from .apply import resolve_kind
 from .output import CliError, display_kind, display_name, with_type
 
-ALL_KINDS = ("pods", "deployments", "replicasets")
+ALL_KINDS = tuple(k for k in KINDS if "all" in k.categories)  # what `get all` lists
 RECONNECT_PAUSE = 1.0  # seconds between watch reconnects after an empty stream
 
 
@@ -61,10 +62,10 @@ def parse_get_targets(words: list[str]) -> tuple[list[Target], bool]:
             continue
         if part.lower() == "all":
             prefixed = True
-            names = [resolve_kind(k) for k in ALL_KINDS]
+            resolved = list(ALL_KINDS)
         else:
-            names = [resolve_kind(part)]
-        for k in names:
+            resolved = [resolve_kind(part)]
+        for k in resolved:
             if k not in kinds:
                 kinds.append(k)
     names = words[1:]

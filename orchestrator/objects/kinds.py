@@ -1,13 +1,42 @@
-"""The kinds Dockyard serves, and how they map to API paths and store keys.
+"""The kinds Dockyard serves, and how they map to API paths, store keys and strategies.
 
 One table (`KINDS`) is the source of truth for the API router, discovery, the CLI's
-name resolution (`po`, `deploy`, …) and the store key layout
-(`/registry/{group}/{resource}/{namespace}/{name}`).
+name resolution (`po`, `deploy`, …), the store key layout
+(`/registry/{group}/{resource}/{namespace}/{name}`) and the registry's per-kind behaviour:
+each row names its kind's `Strategy` (defaults, validation, status and deletion rules,
+categories, printer columns, field schema), which lives in the kind's module under
+`objects/resources/`. Readers take those through the row: `Kind.printer` (server-side Tables
+and `dockyard get`), `Kind.schema` and `schema_for(kind name)` (strict field validation,
+OpenAPI), `Kind.categories` (`get all`).
+
+Adding a kind: write `objects/resources/<kind>.py` (its defaults, rules, `SCHEMA` (field
+types), `PRINTER` (columns and cells) and a `Strategy` subclass naming them, exported as
+`STRATEGY`; see `objects/strategy.py`) and add its row here, with the short names `kubectl`
+knows it by. Nothing else dispatches on kind names. The order of the rows is the order
+kinds are listed in (discovery, `get all`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .printers import Printer
+from .resources import (
+    configmap,
+    deployment,
+    endpoints,
+    event,
+    horizontalpodautoscaler,
+    lease,
+    namespace,
+    node,
+    pod,
+    replicaset,
+    secret,
+    service,
+)
+from .schema import SCALE, Struct
+from .strategy import GENERIC, Strategy
 
 
 @dataclass(frozen=True)
@@ -20,6 +49,7 @@ class Kind:
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     singular: str = field(default="")
+    strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
 
     @property
     def api_version(self) -> str:
@@ -32,6 +62,21 @@ class Kind:
     @property
     def has_status(self) -> bool:
         return "status" in self.subresources
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Discovery categories (`all`: listed by `kubectl get all`), from the strategy."""
+        return self.strategy.categories
+
+    @property
+    def printer(self) -> Printer:
+        """Columns and cells of the kind's tables (server-side Tables, `dockyard get`), from the strategy."""
+        return self.strategy.printer
+
+    @property
+    def schema(self) -> Struct | None:
+        """The kind's field types (the whole object), from the strategy."""
+        return self.strategy.schema
 
     @property
     def singular_name(self) -> str:
@@ -56,22 +101,33 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",)),
-    Kind("", "v1", "Node", "nodes", False, ("no",), ("status",)),
-    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec")),
-    Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
-    Kind("", "v1", "Secret", "secrets", True),
-    Kind("", "v1", "Event", "events", True, ("ev",)),
-    Kind("", "v1", "Service", "services", True, ("svc",), ("status",)),
-    Kind("", "v1", "Endpoints", "endpoints", True, ("ep",), (), "endpoints"),
-    Kind("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
-    Kind("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
-    Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",)),
-    Kind("coordination.k8s.io", "v1", "Lease", "leases", True),
+    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",), strategy=namespace.STRATEGY),
+    Kind("", "v1", "Node", "nodes", False, ("no",), ("status",), strategy=node.STRATEGY),
+    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec"), strategy=pod.STRATEGY),
+    Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",), strategy=configmap.STRATEGY),
+    Kind("", "v1", "Secret", "secrets", True, strategy=secret.STRATEGY),
+    Kind("", "v1", "Event", "events", True, ("ev",), strategy=event.STRATEGY),
+    Kind("", "v1", "Service", "services", True, ("svc",), ("status",), strategy=service.STRATEGY),
+    Kind("", "v1", "Endpoints", "endpoints", True, ("ep",), (), "endpoints", strategy=endpoints.STRATEGY),
+    Kind("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"),
+         strategy=deployment.STRATEGY),
+    Kind("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), strategy=replicaset.STRATEGY),
+    Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",),
+         strategy=horizontalpodautoscaler.STRATEGY),
+    Kind("coordination.k8s.io", "v1", "Lease", "leases", True, strategy=lease.STRATEGY),
 )
 
 _BY_RESOURCE = {(k.group, k.version, k.resource): k for k in KINDS}
 _BY_KIND = {(k.api_version, k.kind): k for k in KINDS}
+
+
+_STRATEGY_BY_KIND = {k.kind: k.strategy for k in KINDS}
+
+# Schemas by kind name: every row's, and the bodies of subresources that are not stored kinds.
+_SCHEMA_BY_KIND: dict[str, Struct] = {
+    **{k.kind: k.schema for k in KINDS if k.schema is not None},
+    "Scale": SCALE,  # autoscaling/v1, the `scale` subresource of ReplicaSets and Deployments
+}
 
 
 class UnknownKind(LookupError):
@@ -93,6 +149,16 @@ def by_kind(api_version: str, kind: str) -> Kind:
         raise UnknownKind(
             f'no kind "{kind}" is registered for version "{api_version}" (served kinds: {served})'
         ) from None
+
+
+def strategy_for(kind: str) -> Strategy:
+    """The strategy of a kind by name; the generic one for a name outside the table."""
+    return _STRATEGY_BY_KIND.get(kind, GENERIC)
+
+
+def schema_for(kind: str) -> Struct | None:
+    """The field types of a kind (or subresource body, `Scale`) by name; None for an unknown name."""
+    return _SCHEMA_BY_KIND.get(kind)
 
 
 def resolve(name: str) -> Kind:

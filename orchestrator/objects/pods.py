@@ -18,8 +18,11 @@ Definitions follow the Kubernetes controller utilities:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from .timefmt import as_utc, parse_time, rfc3339
+
+Obj = dict[str, Any]
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -27,31 +30,32 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 format_time = rfc3339
 
 
-def get_condition(obj: dict, cond_type: str) -> dict | None:
+def get_condition(obj: Obj, cond_type: str) -> Obj | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == cond_type:
-            return cond
+            found: Obj = cond
+            return found
     return None
 
 
-def is_pod_ready(pod: dict) -> bool:
+def is_pod_ready(pod: Obj) -> bool:
     cond = get_condition(pod, "Ready")
     return cond is not None and cond.get("status") == "True"
 
 
-def is_terminating(obj: dict) -> bool:
+def is_terminating(obj: Obj) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def pod_phase(pod: dict) -> str:
+def pod_phase(pod: Obj) -> str:
     return (pod.get("status") or {}).get("phase") or "Pending"
 
 
-def is_active(pod: dict) -> bool:
+def is_active(pod: Obj) -> bool:
     return not is_terminating(pod) and pod_phase(pod) not in TERMINAL_PHASES
 
 
-def is_available(pod: dict, min_ready_seconds: int | float, now: datetime) -> bool:
+def is_available(pod: Obj, min_ready_seconds: int | float, now: datetime) -> bool:
     """Ready, and (when min_ready_seconds > 0) Ready since at least that long before `now`."""
     if not is_pod_ready(pod):
         return False
@@ -63,37 +67,38 @@ def is_available(pod: dict, min_ready_seconds: int | float, now: datetime) -> bo
     return since + timedelta(seconds=float(min_ready_seconds)) <= as_utc(now)
 
 
-def ready_since(pod: dict) -> datetime | None:
+def ready_since(pod: Obj) -> datetime | None:
     """When the pod last became Ready (None if not ready or unknown)."""
     if not is_pod_ready(pod):
         return None
     return parse_time((get_condition(pod, "Ready") or {}).get("lastTransitionTime"))
 
 
-def restart_count(pod: dict) -> int:
+def restart_count(pod: Obj) -> int:
     """Highest restart count among the pod's containers (what Kubernetes ranks by)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
 
 
-def controller_ref(obj: dict) -> dict | None:
+def controller_ref(obj: Obj) -> Obj | None:
     """The ownerReference marked `controller: true`, or None."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
-            return ref
+            found: Obj = ref
+            return found
     return None
 
 
-def uid_of(obj: dict) -> str | None:
+def uid_of(obj: Obj) -> str | None:
     return (obj.get("metadata") or {}).get("uid")
 
 
-def owned_by(obj: dict, owner: dict) -> bool:
+def owned_by(obj: Obj, owner: Obj) -> bool:
     """True when `obj`'s controller reference points at `owner` (by uid)."""
     ref = controller_ref(obj)
     owner_uid = uid_of(owner)
     return ref is not None and owner_uid is not None and ref.get("uid") == owner_uid
 
 
-def creation_time(obj: dict) -> datetime | None:
+def creation_time(obj: Obj) -> datetime | None:
     return parse_time((obj.get("metadata") or {}).get("creationTimestamp"))

@@ -1,4 +1,5 @@
-"""Known fields and value types of every served kind, for strict field validation.
+"""Field types of objects, for strict field validation: the schema language, the shared
+sub-schemas, and the checks.
 
 Kubernetes rejects unknown fields when a request asks for `fieldValidation=Strict`; Dockyard
 always does, so a typo such as `imagee` is an error instead of silently dropped data.
@@ -10,9 +11,14 @@ The description is declarative and deliberately compact. A schema node is one of
 * `ListOf(node)` — a JSON array of `node`;
 * `MapOf(node)` — an object with free keys (labels, data, resource lists) and `node` values.
 
-`KIND_SCHEMAS` maps a kind name to the `Struct` of the whole object; adding a kind is adding
-one entry (reusing `OBJECT_META`, `LABEL_SELECTOR`, `POD_TEMPLATE_SPEC`, ...). `null` is
-accepted for every field, as the API server treats it as "unset".
+Where the schemas live: each kind's whole-object `Struct` is `SCHEMA` in the kind's module
+under `objects/resources/` (`TOP_LEVEL.extend(spec=..., status=...)`), named by its strategy
+(`Strategy.schema`) and found by kind name through the kinds table (`kinds.schema_for`,
+`Kind.schema`). This module holds what several kinds share: `OBJECT_META`,
+`LABEL_SELECTOR`, object references, conditions, resource lists, and the pod spec with its
+containers and volumes (`POD_SPEC`, `POD_TEMPLATE_SPEC`, used by Pods and every workload
+template), plus `SCALE`, the body of the `scale` subresource. `null` is accepted for every
+field, as the API server treats it as "unset".
 
 Integers have the width Kubernetes gives the field in its Go types: `INT32` (replicas, ports,
 probe timings, ... and the integer half of `INT_OR_STRING`) or `INT64` (seconds that may be
@@ -21,9 +27,10 @@ it is for the API server, which cannot decode it; booleans are never integers, i
 (`3.0`, `1e3`) are integers, and NaN or infinite numbers are never accepted. `normalize` turns
 integral floats at integer fields into ints, so stored objects read back as Go clients expect.
 
-`check(kind, obj)` walks an object and returns `SchemaProblem`s (unknown field, wrong value
-type, integer out of range), `unknown_fields(kind, obj)` returns just the dotted paths of
-unknown fields, e.g. `spec.template.spec.containers[0].imagee`.
+`check(schema, obj)` walks an object and returns `SchemaProblem`s (unknown field, wrong value
+type, integer out of range), `unknown_fields(schema, obj)` returns just the dotted paths of
+unknown fields, e.g. `spec.template.spec.containers[0].imagee`. Each takes the whole-object
+schema (`None` for a kind without one: nothing to report, nothing to change).
 """
 
 from __future__ import annotations
@@ -88,7 +95,7 @@ class Scalar:
         bounds = self.bounds
         if bounds is None or not _is_integral(value):
             return True
-        return bounds[0] <= value <= bounds[1]
+        return bool(bounds[0] <= value <= bounds[1])
 
 
 STRING = Scalar("string")
@@ -319,7 +326,7 @@ VOLUME = struct(
 # The volume sources Dockyard understands (used by validation's "exactly one source" rule).
 VOLUME_SOURCES: tuple[str, ...] = tuple(f for f in VOLUME.fields if f != "name")
 
-# --- pods -------------------------------------------------------------------------------------
+# --- pod specs --------------------------------------------------------------------------------
 
 POD_SECURITY_CONTEXT = struct(
     seLinuxOptions=SE_LINUX_OPTIONS,
@@ -382,270 +389,16 @@ POD_SPEC = struct(
     os=struct(name=STRING),
 )
 
-CONTAINER_STATE = struct(
-    waiting=struct(reason=STRING, message=STRING),
-    running=struct(startedAt=STRING),
-    terminated=struct(
-        exitCode=INT32,
-        signal=INT32,
-        reason=STRING,
-        message=STRING,
-        startedAt=STRING,
-        finishedAt=STRING,
-        containerID=STRING,
-    ),
-)
-
-CONTAINER_STATUS = struct(
-    name=STRING,
-    state=CONTAINER_STATE,
-    lastState=CONTAINER_STATE,
-    ready=BOOLEAN,
-    started=BOOLEAN,
-    restartCount=INT32,
-    image=STRING,
-    imageID=STRING,
-    containerID=STRING,
-    allocatedResources=RESOURCE_LIST,
-    resources=struct(limits=RESOURCE_LIST, requests=RESOURCE_LIST, claims=ListOf(ANY)),
-    volumeMounts=ListOf(ANY),
-    user=OPAQUE_OBJECT,
-    stopSignal=STRING,
-)
-
-POD_STATUS = struct(
-    phase=STRING,
-    conditions=ListOf(CONDITION),
-    message=STRING,
-    reason=STRING,
-    nominatedNodeName=STRING,
-    hostIP=STRING,
-    hostIPs=ListOf(struct(ip=STRING)),
-    podIP=STRING,
-    podIPs=ListOf(struct(ip=STRING)),
-    startTime=STRING,
-    initContainerStatuses=ListOf(CONTAINER_STATUS),
-    containerStatuses=ListOf(CONTAINER_STATUS),
-    ephemeralContainerStatuses=ListOf(CONTAINER_STATUS),
-    qosClass=STRING,
-    resize=STRING,
-    observedGeneration=INT64,
-)
-
 POD_TEMPLATE_SPEC = struct(metadata=OBJECT_META, spec=POD_SPEC)
-
-# --- workloads --------------------------------------------------------------------------------
-
-REPLICA_SET_SPEC = struct(
-    replicas=INT32, minReadySeconds=INT32, selector=LABEL_SELECTOR, template=POD_TEMPLATE_SPEC
-)
-REPLICA_SET_STATUS = struct(
-    replicas=INT32,
-    fullyLabeledReplicas=INT32,
-    readyReplicas=INT32,
-    availableReplicas=INT32,
-    terminatingReplicas=INT32,
-    observedGeneration=INT64,
-    conditions=ListOf(CONDITION),
-)
-
-DEPLOYMENT_SPEC = struct(
-    replicas=INT32,
-    selector=LABEL_SELECTOR,
-    template=POD_TEMPLATE_SPEC,
-    strategy=struct(
-        type=STRING,
-        rollingUpdate=struct(maxUnavailable=INT_OR_STRING, maxSurge=INT_OR_STRING),
-    ),
-    minReadySeconds=INT32,
-    revisionHistoryLimit=INT32,
-    paused=BOOLEAN,
-    progressDeadlineSeconds=INT32,
-)
-DEPLOYMENT_STATUS = struct(
-    observedGeneration=INT64,
-    replicas=INT32,
-    updatedReplicas=INT32,
-    readyReplicas=INT32,
-    availableReplicas=INT32,
-    unavailableReplicas=INT32,
-    terminatingReplicas=INT32,
-    conditions=ListOf(CONDITION),
-    collisionCount=INT32,
-)
-
-# --- autoscaling ------------------------------------------------------------------------------
-
-METRIC_IDENTIFIER = struct(name=STRING, selector=LABEL_SELECTOR)
-METRIC_TARGET = struct(type=STRING, value=QUANTITY, averageValue=QUANTITY, averageUtilization=INT32)
-METRIC_VALUE_STATUS = struct(value=QUANTITY, averageValue=QUANTITY, averageUtilization=INT32)
-CROSS_VERSION_OBJECT_REFERENCE = struct(apiVersion=STRING, kind=STRING, name=STRING)
-HPA_SCALING_RULES = struct(
-    stabilizationWindowSeconds=INT32,
-    selectPolicy=STRING,
-    policies=ListOf(struct(type=STRING, value=INT32, periodSeconds=INT32)),
-    tolerance=QUANTITY,
-)
-HPA_SPEC = struct(
-    scaleTargetRef=CROSS_VERSION_OBJECT_REFERENCE,
-    minReplicas=INT32,
-    maxReplicas=INT32,
-    metrics=ListOf(
-        struct(
-            type=STRING,
-            resource=struct(name=STRING, target=METRIC_TARGET),
-            containerResource=struct(name=STRING, container=STRING, target=METRIC_TARGET),
-            pods=struct(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
-            object=struct(describedObject=CROSS_VERSION_OBJECT_REFERENCE, metric=METRIC_IDENTIFIER,
-                          target=METRIC_TARGET),
-            external=struct(metric=METRIC_IDENTIFIER, target=METRIC_TARGET),
-        )
-    ),
-    behavior=struct(scaleUp=HPA_SCALING_RULES, scaleDown=HPA_SCALING_RULES),
-)
-HPA_STATUS = struct(
-    observedGeneration=INT64,
-    lastScaleTime=STRING,
-    currentReplicas=INT32,
-    desiredReplicas=INT32,
-    currentMetrics=ListOf(
-        struct(
-            type=STRING,
-            resource=struct(name=STRING, current=METRIC_VALUE_STATUS),
-            containerResource=struct(name=STRING, container=STRING, current=METRIC_VALUE_STATUS),
-            pods=struct(metric=METRIC_IDENTIFIER, current=METRIC_VALUE_STATUS),
-            object=struct(describedObject=CROSS_VERSION_OBJECT_REFERENCE, metric=METRIC_IDENTIFIER,
-                          current=METRIC_VALUE_STATUS),
-            external=struct(metric=METRIC_IDENTIFIER, current=METRIC_VALUE_STATUS),
-        )
-    ),
-    conditions=ListOf(CONDITION),
-)
-
-# --- nodes and namespaces ---------------------------------------------------------------------
-
-TAINT = struct(key=STRING, value=STRING, effect=STRING, timeAdded=STRING)
-
-NODE_SPEC = struct(
-    podCIDR=STRING,
-    podCIDRs=ListOf(STRING),
-    providerID=STRING,
-    unschedulable=BOOLEAN,
-    taints=ListOf(TAINT),
-    configSource=OPAQUE_OBJECT,
-    externalID=STRING,
-)
-NODE_STATUS = struct(
-    capacity=RESOURCE_LIST,
-    allocatable=RESOURCE_LIST,
-    phase=STRING,
-    conditions=ListOf(CONDITION),
-    addresses=ListOf(struct(type=STRING, address=STRING)),
-    daemonEndpoints=struct(kubeletEndpoint=struct(Port=INT32)),
-    nodeInfo=struct(
-        machineID=STRING,
-        systemUUID=STRING,
-        bootID=STRING,
-        kernelVersion=STRING,
-        osImage=STRING,
-        containerRuntimeVersion=STRING,
-        kubeletVersion=STRING,
-        kubeProxyVersion=STRING,
-        operatingSystem=STRING,
-        architecture=STRING,
-        swap=OPAQUE_OBJECT,
-    ),
-    images=ListOf(struct(names=ListOf(STRING), sizeBytes=INT64)),
-    volumesInUse=ListOf(STRING),
-    volumesAttached=ListOf(struct(name=STRING, devicePath=STRING)),
-    config=OPAQUE_OBJECT,
-    runtimeHandlers=ListOf(ANY),
-    features=OPAQUE_OBJECT,
-)
-
-# --- services ---------------------------------------------------------------------------------
-
-SERVICE_PORT = struct(
-    name=STRING, protocol=STRING, appProtocol=STRING, port=INT32, targetPort=INT_OR_STRING, nodePort=INT32
-)
-SERVICE_SPEC = struct(
-    type=STRING,
-    selector=MapOf(STRING),
-    ports=ListOf(SERVICE_PORT),
-    clusterIP=STRING,
-    clusterIPs=ListOf(STRING),
-    externalIPs=ListOf(STRING),
-    externalName=STRING,
-    sessionAffinity=STRING,
-    sessionAffinityConfig=struct(clientIP=struct(timeoutSeconds=INT32)),
-    publishNotReadyAddresses=BOOLEAN,
-    externalTrafficPolicy=STRING,
-    internalTrafficPolicy=STRING,
-    ipFamilies=ListOf(STRING),
-    ipFamilyPolicy=STRING,
-    loadBalancerIP=STRING,
-    loadBalancerSourceRanges=ListOf(STRING),
-    allocateLoadBalancerNodePorts=BOOLEAN,
-    healthCheckNodePort=INT32,
-)
-SERVICE_STATUS = struct(
-    loadBalancer=struct(ingress=ListOf(struct(ip=STRING, hostname=STRING, ports=ListOf(ANY)))),
-    conditions=ListOf(CONDITION),
-)
-ENDPOINT_ADDRESS = struct(ip=STRING, hostname=STRING, nodeName=STRING, targetRef=OBJECT_REFERENCE)
-ENDPOINT_PORT = struct(name=STRING, port=INT32, protocol=STRING, appProtocol=STRING)
-ENDPOINT_SUBSET = struct(
-    addresses=ListOf(ENDPOINT_ADDRESS), notReadyAddresses=ListOf(ENDPOINT_ADDRESS), ports=ListOf(ENDPOINT_PORT)
-)
-LEASE_SPEC = struct(
-    holderIdentity=STRING,
-    leaseDurationSeconds=INT32,
-    acquireTime=STRING,
-    renewTime=STRING,
-    leaseTransitions=INT32,
-    strategy=STRING,
-    preferredHolder=STRING,
-)
 
 
 # --- whole objects ----------------------------------------------------------------------------
 
-_TOP = struct(apiVersion=STRING, kind=STRING, metadata=OBJECT_META)
+TOP_LEVEL = struct(apiVersion=STRING, kind=STRING, metadata=OBJECT_META)
+"""The fields every object has; a kind's schema extends it with its own."""
 
-KIND_SCHEMAS: dict[str, Struct] = {
-    "Namespace": _TOP.extend(
-        spec=struct(finalizers=ListOf(STRING)),
-        status=struct(phase=STRING, conditions=ListOf(CONDITION)),
-    ),
-    "Node": _TOP.extend(spec=NODE_SPEC, status=NODE_STATUS),
-    "Pod": _TOP.extend(spec=POD_SPEC, status=POD_STATUS),
-    "ConfigMap": _TOP.extend(data=MapOf(STRING), binaryData=MapOf(STRING), immutable=BOOLEAN),
-    "Secret": _TOP.extend(data=MapOf(STRING), stringData=MapOf(STRING), type=STRING, immutable=BOOLEAN),
-    "Event": _TOP.extend(
-        involvedObject=OBJECT_REFERENCE,
-        reason=STRING,
-        message=STRING,
-        source=struct(component=STRING, host=STRING),
-        firstTimestamp=STRING,
-        lastTimestamp=STRING,
-        count=INT32,
-        type=STRING,
-        eventTime=STRING,
-        series=struct(count=INT32, lastObservedTime=STRING),
-        action=STRING,
-        related=OBJECT_REFERENCE,
-        reportingComponent=STRING,
-        reportingInstance=STRING,
-    ),
-    "ReplicaSet": _TOP.extend(spec=REPLICA_SET_SPEC, status=REPLICA_SET_STATUS),
-    "Deployment": _TOP.extend(spec=DEPLOYMENT_SPEC, status=DEPLOYMENT_STATUS),
-    "HorizontalPodAutoscaler": _TOP.extend(spec=HPA_SPEC, status=HPA_STATUS),
-    "Service": _TOP.extend(spec=SERVICE_SPEC, status=SERVICE_STATUS),
-    "Endpoints": _TOP.extend(subsets=ListOf(ENDPOINT_SUBSET)),
-    "Lease": _TOP.extend(spec=LEASE_SPEC),
-    # autoscaling/v1 Scale, the body of the `scale` subresource (not a stored kind)
-    "Scale": _TOP.extend(spec=struct(replicas=INT32), status=struct(replicas=INT32, selector=STRING)),
-}
+# autoscaling/v1 Scale, the body of the `scale` subresource (not a stored kind)
+SCALE = TOP_LEVEL.extend(spec=struct(replicas=INT32), status=struct(replicas=INT32, selector=STRING))
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -702,13 +455,12 @@ def _walk(node: Node, value: Any, path: str, out: list[SchemaProblem]) -> None:
             _walk(child, item, _join(path, key), out)
 
 
-def check(kind: str, obj: Any) -> list[SchemaProblem]:
-    """Unknown fields and mistyped values of `obj`, a whole object of `kind`.
-
-    Raises KeyError for a kind without a schema (callers validate the kind first).
-    """
+def check(schema: Struct | None, obj: Any) -> list[SchemaProblem]:
+    """Unknown fields and mistyped values of `obj`, a whole object of the kind whose schema
+    is `schema` (nothing for None)."""
     out: list[SchemaProblem] = []
-    _walk(KIND_SCHEMAS[kind], obj, "", out)
+    if schema is not None:
+        _walk(schema, obj, "", out)
     return out
 
 
@@ -731,18 +483,15 @@ def _normalize(node: Node, value: Any) -> Any:
     return value
 
 
-def normalize(kind: str, obj: Any) -> None:
+def normalize(schema: Struct | None, obj: Any) -> None:
     """Turn integral floats (`3.0`, `1e3`) at the integer fields of `obj` into ints, in place.
 
     Go clients cannot decode `3.0` into an int32, so an object must never be stored with one.
     """
-    _normalize(KIND_SCHEMAS[kind], obj)
+    if schema is not None:
+        _normalize(schema, obj)
 
 
-def unknown_fields(kind: str, obj: dict[str, Any]) -> list[str]:
-    """Dotted paths of fields `kind` does not have, e.g. `spec.containers[0].imagee`."""
-    return [p.path for p in check(kind, obj) if p.problem == "unknown"]
-
-
-def has_schema(kind: str) -> bool:
-    return kind in KIND_SCHEMAS
+def unknown_fields(schema: Struct | None, obj: dict[str, Any]) -> list[str]:
+    """Dotted paths of fields the schema does not have, e.g. `spec.containers[0].imagee`."""
+    return [p.path for p in check(schema, obj) if p.problem == "unknown"]

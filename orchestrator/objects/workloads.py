@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from typing import Any
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -21,7 +22,7 @@ ROLLED_BACK = "RolledBack"
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def pod_template_hash(template: dict, collision_count: int | None = None) -> str:
+def pod_template_hash(template: dict[str, Any], collision_count: int | None = None) -> str:
     """Stable 10-character hash of a pod template, ignoring the pod-template-hash label."""
     tmpl = copy.deepcopy(template or {})
     labels = (tmpl.get("metadata") or {}).get("labels")

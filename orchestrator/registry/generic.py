@@ -2,7 +2,11 @@
 
 Everything that writes objects goes through here — the HTTP handlers, the controllers
 and the scheduler running inside the master — so defaults, validation, metadata
-bookkeeping and optimistic concurrency are enforced in one place:
+bookkeeping and optimistic concurrency are enforced in one place. The registry is generic:
+what is particular to a kind (defaults, validation, what a status write may change, what
+`generation` tracks, how a delete finishes) is its strategy's (`kind.strategy`, an
+`objects.strategy.Strategy` from the kind's module under `objects/resources/`), so a new kind
+needs no change here — only its module and its row in `objects/kinds.py`.
 
 * `metadata.resourceVersion` is the store's mod revision of the object (never stored in
   the value, added on every read), `metadata.uid`/`creationTimestamp` are set on create,
@@ -27,6 +31,7 @@ bookkeeping and optimistic concurrency are enforced in one place:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import json
 import math
@@ -39,7 +44,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import ApiError
-from ..objects import defaults, patch, schema, selectors, validation
+from ..objects import fielderrors, patch, schema, selectors, validation
 from ..objects.kinds import KINDS, Kind, by_kind
 from ..objects.timefmt import rfc3339
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
@@ -117,8 +122,9 @@ def _name_of(obj: Any) -> str:
     if not isinstance(meta, dict):
         return ""
     for key in ("name", "generateName"):
-        if isinstance(meta.get(key), str) and meta[key]:
-            return meta[key]
+        value = meta.get(key)
+        if isinstance(value, str) and value:
+            return value
     return ""
 
 
@@ -142,13 +148,6 @@ class Selectors:
         return self.fields is None or self.fields.matches(obj)
 
 
-def _payload(kind: Kind, obj: Obj) -> Any:
-    """What `metadata.generation` tracks: the spec, or the whole payload for spec-less kinds."""
-    if "spec" in obj or kind.has_status:
-        return obj.get("spec")
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
 class Registry:
     def __init__(self, store: SQLiteStore, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
@@ -160,7 +159,7 @@ class Registry:
 
     @staticmethod
     def _with_rv(kv: KV) -> Obj:
-        obj = clone(kv.value)
+        obj: Obj = clone(kv.value)
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
 
@@ -173,7 +172,7 @@ class Registry:
 
     @staticmethod
     def _strip(obj: Obj) -> Obj:
-        value = clone(obj)
+        value: Obj = clone(obj)
         meta = value.get("metadata")
         if isinstance(meta, dict):
             meta.pop("resourceVersion", None)
@@ -279,7 +278,7 @@ class Registry:
         if uid not in (None, "") and old_uid and uid != old_uid:
             if patch:
                 raise errors.invalid(
-                    kind.kind, name, [validation.invalid("metadata.uid", uid, "field is immutable").cause()],
+                    kind.kind, name, [fielderrors.invalid("metadata.uid", uid, "field is immutable").cause()],
                     kind.group,
                 )
             res = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
@@ -299,7 +298,7 @@ class Registry:
         ns = self.store.get(by_kind("v1", "Namespace").key(None, namespace))
         if ns is None:
             raise errors.not_found("namespaces", namespace)
-        if ns.value.get("metadata", {}).get("deletionTimestamp") and kind.kind != "Event":
+        if ns.value.get("metadata", {}).get("deletionTimestamp") and not kind.strategy.allowed_in_terminating_namespace:
             raise ApiError(
                 403,
                 "Forbidden",
@@ -333,8 +332,9 @@ class Registry:
             "items": objs,
         }
 
-    def items(self, kind: Kind, namespace: str | None = None) -> list[Obj]:
-        return self.list(kind, namespace)["items"]
+    def items(self, kind: Kind, namespace: str | None = None) -> builtins.list[Obj]:
+        items: builtins.list[Obj] = self.list(kind, namespace)["items"]
+        return items
 
     # -- writes -------------------------------------------------------------------------
 
@@ -343,7 +343,7 @@ class Registry:
         self._check_json(kind, body)
         self._check_shape(kind, body)
         obj = self._strip(body)
-        schema.normalize(kind.kind, obj)
+        schema.normalize(kind.schema, obj)
         if obj.get("metadata") is None:
             obj["metadata"] = {}
         meta = obj["metadata"]
@@ -361,7 +361,7 @@ class Registry:
             meta["name"] = f"{meta['generateName']}{random_suffix()}"
         for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(field, None)
-        defaults.apply_defaults(kind.kind, obj)
+        kind.strategy.defaults(obj)
         for hook in self.create_hooks.get(kind.kind, []):
             hook(obj)
         self._validate(kind, obj, None)
@@ -369,8 +369,7 @@ class Registry:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock())
         meta["generation"] = 1
-        if kind.kind == "Secret":
-            _fold_string_data(obj)
+        kind.strategy.prepare_for_create(obj)
         if dry_run:
             if self.store.get(kind.key(ns, meta["name"])) is not None:
                 raise errors.already_exists(kind.resource, meta["name"], kind.group)
@@ -411,14 +410,9 @@ class Registry:
     def _merge_update(self, kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
         """Build the stored object of an update from the old one and the request body (a
         well-typed object: `_check_shape` ran on it)."""
-        schema.normalize(kind.kind, new)
+        schema.normalize(kind.schema, new)
         if subresource == "status":
-            merged = copy.deepcopy(old)
-            if "status" in new:
-                merged["status"] = new["status"]
-            else:
-                merged.pop("status", None)
-            return merged
+            return kind.strategy.prepare_for_status_update(new, old)
         merged = new
         if not isinstance(merged.get("metadata"), dict):
             merged["metadata"] = {}
@@ -430,15 +424,12 @@ class Registry:
                 meta[field] = old_meta[field]
             else:
                 meta.pop(field, None)
-        if kind.has_status:
-            if "status" in old:
-                merged["status"] = copy.deepcopy(old["status"])
-            else:
-                merged.pop("status", None)
-        if kind.kind == "Secret":
-            _fold_string_data(merged)
-        defaults.apply_defaults(kind.kind, merged)
-        if _payload(kind, merged) != _payload(kind, old):
+        strategy = kind.strategy
+        strategy.prepare_for_update(merged, old, has_status=kind.has_status)
+        strategy.defaults(merged)
+        if strategy.generation_payload(merged, has_status=kind.has_status) != strategy.generation_payload(
+            old, has_status=kind.has_status
+        ):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return merged
 
@@ -447,7 +438,7 @@ class Registry:
         meta = new.get("metadata", {})
         if dry_run:
             return self._with_rv(KV(kv.key, new, kv.mod_revision, kv.create_revision))
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _waits_for_node(kind, new):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not kind.strategy.waits_for_node(new):
             return self._delete_kv(kind, kv)
         if new == kv.value:
             return self._with_rv(kv)
@@ -521,7 +512,7 @@ class Registry:
             graceful = self._graceful_seconds(kind, obj, grace_period)
             if dry_run:
                 return self._with_rv(kv)
-            if graceful is None and not meta.get("finalizers") and kind.kind != "Namespace":
+            if graceful is None and not meta.get("finalizers") and not kind.strategy.deleted_by_controller:
                 if propagation == "Orphan":
                     self._orphan_dependents(meta)
                 return self._delete_kv(kind, kv)
@@ -536,8 +527,7 @@ class Registry:
                 nmeta["deletionGracePeriodSeconds"] = secs
             elif graceful is not None and graceful < int(nmeta.get("deletionGracePeriodSeconds") or 0):
                 nmeta["deletionGracePeriodSeconds"] = graceful
-            if kind.kind == "Namespace":
-                new.setdefault("status", {})["phase"] = "Terminating"
+            kind.strategy.prepare_for_delete(new)
             if propagation == "Orphan":
                 self._orphan_dependents(meta)
             if new == obj:
@@ -552,19 +542,10 @@ class Registry:
 
     def _graceful_seconds(self, kind: Kind, obj: Obj, grace_period: int | None) -> int | None:
         """Seconds of graceful termination for this delete, or None to delete at once."""
-        if kind.kind != "Pod":
-            return None
-        node = obj.get("spec", {}).get("nodeName")
-        if not node or grace_period == 0:
-            return None
-        phase = obj.get("status", {}).get("phase")
-        if phase in ("Succeeded", "Failed") and not obj.get("status", {}).get("containerStatuses"):
-            return None
-        if self.store.get(by_kind("v1", "Node").key(None, node)) is None:
-            return None  # no node to finish it
-        if grace_period is not None:
-            return max(int(grace_period), 1)
-        return max(int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30)), 1)
+        node_kind = by_kind("v1", "Node")
+        return kind.strategy.graceful_seconds(
+            obj, grace_period, lambda node: self.store.get(node_kind.key(None, node)) is not None
+        )
 
     def _delete_kv(self, kind: Kind, kv: KV) -> Obj:
         try:
@@ -676,9 +657,9 @@ class Registry:
             )
         replicas = (scale.get("spec") or {}).get("replicas")
         if replicas is None:
-            cause = validation.required("spec.replicas")
+            cause = fielderrors.required("spec.replicas")
         elif replicas < 0:
-            cause = validation.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+            cause = fielderrors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
         else:
             return int(replicas)
         raise errors.invalid("Scale", name, [cause.cause()], "autoscaling")
@@ -773,20 +754,6 @@ class Registry:
                         raise
 
 
-def _waits_for_node(kind: Kind, obj: Obj) -> bool:
-    return kind.kind == "Pod" and bool(obj.get("spec", {}).get("nodeName"))
-
-
-def _fold_string_data(secret: Obj) -> None:
-    import base64
-
-    string_data = secret.pop("stringData", None) or {}
-    if string_data:
-        data = secret.setdefault("data", {})
-        for k, v in string_data.items():
-            data[k] = base64.b64encode(str(v if v is not None else "").encode()).decode()
-
-
 def scale_of(obj: Obj) -> Obj:
     meta = obj["metadata"]
     sel = obj.get("spec", {}).get("selector") or {}
@@ -813,7 +780,9 @@ def set_condition(obj: Obj, ctype: str, status: str, reason: str, message: str, 
     conds = obj.setdefault("status", {}).setdefault("conditions", [])
     for c in conds:
         if c.get("type") == ctype:
-            changed = c.get("status") != status or c.get("reason", "") != reason or c.get("message", "") != message
+            changed = bool(
+                c.get("status") != status or c.get("reason", "") != reason or c.get("message", "") != message
+            )
             if c.get("status") != status:
                 c["lastTransitionTime"] = rfc3339(now)
             c["status"] = status

@@ -1,11 +1,21 @@
-"""Pod placement: filter nodes, score the survivors, pick the best. Pure logic.
+"""Pod placement rules: filter nodes, score the survivors, pick the best. Pure logic.
 
-`schedule(pod, nodes, pods)` looks at a snapshot (all nodes, all pods in the cluster) and
-returns the chosen node name or, when no node fits, a Kubernetes-style PodScheduled=False
-message such as ``0/3 nodes are available: 2 Insufficient memory, 1 node(s) were
-unschedulable.``. Binding (writing ``spec.nodeName``) is the caller's job.
+The rules read views, never lists: one `PodInfo` for the pod being placed and one
+`NodeInfo` per node (`scheduler/nodeinfo.py`: the node, its allocatable, and the requests,
+host ports, pod count and per-controller counts of the pods it holds). There is one
+implementation of the rules and two ways of feeding it:
 
-Filters are small functions ``(ctx, node) -> list[str]`` returning the reasons the node is
+* `schedule(pod, nodes, pods)` builds the views from scratch from a snapshot (all nodes,
+  all pods) and searches every node: tests, and anything deciding for one pod.
+* `cache.SchedulerCache` (the scheduler controller) keeps the views up to date from its
+  watches and calls `find_feasible`, `explain` and `pick_best` on a rotating window of
+  its nodes, stopping after enough feasible nodes.
+
+`schedule` returns the chosen node name or, when no node fits, a Kubernetes-style
+PodScheduled=False message such as ``0/3 nodes are available: 2 Insufficient memory, 1
+node(s) were unschedulable.``. Binding (writing ``spec.nodeName``) is the caller's job.
+
+Filters are small functions ``(pod, node) -> list[str]`` returning the reasons the node is
 rejected (empty list = fits). They run in a fixed order and stop at the first filter that
 rejects a node, like the Kubernetes framework; the resource filter may report several
 reasons at once (``Insufficient cpu`` and ``Insufficient memory``), so reason counts in the
@@ -14,9 +24,13 @@ message can add up to more than the number of nodes, as in Kubernetes.
 Filters: node Ready, spec.unschedulable (tolerable via the
 ``node.kubernetes.io/unschedulable`` taint key), nodeSelector and required node affinity,
 NoSchedule/NoExecute taints vs. tolerations, host ports, and allocatable cpu/memory/pods.
+A `plain` pod (no selector, affinity, tolerations or host ports) on a `plain_ok` node
+(Ready, schedulable, no blocking taint) passes all but the resource filter, so only that
+one runs; `find_feasible` unrolls it into a few integer comparisons for such pods.
 
 Requests of a pod follow Kubernetes: per resource, max(sum of app containers, largest init
-container); a container with a limit but no request requests its limit. Pods already on a
+container); a container with a limit but no request requests its limit; cpu is compared
+in integer millicores (rounded up, like resource.Quantity.MilliValue). Pods already on a
 node count when they are bound (``spec.nodeName``) and not terminated (phase not
 Succeeded/Failed); terminating pods still hold their resources.
 
@@ -26,28 +40,44 @@ Scores (higher is better), each 0..100:
   pods without requests count as 100m cpu / 200Mi memory here (Kubernetes' non-zero
   defaults) so that request-less pods still spread by load.
 * spreading (weight 2): fewer pods of the same controller (ownerReferences controller uid,
-  same namespace) on the node scores higher: ``100 * (max - count) / max`` over feasible
-  nodes. Weighted above least-allocated so replicas of one workload end up evenly spread
-  (6 replicas on 3 equal nodes → 2/2/2).
+  same namespace, not terminating) on the node scores higher: ``100 * (max - count) / max``
+  over feasible nodes. Weighted above least-allocated so replicas of one workload end up
+  evenly spread (6 replicas on 3 equal nodes → 2/2/2).
 
-Ties are broken by node name, so the result is deterministic.
+Ties (scores equal to 6 decimals) are broken by node name, so the result is deterministic.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from orchestrator.objects.pods import controller_ref, is_terminating, pod_phase
-from orchestrator.objects.validation import parse_cpu_quantity, parse_memory_quantity
+from .nodeinfo import (
+    BLOCKING_TAINT_EFFECTS,
+    DEFAULT_MAX_PODS,
+    NONZERO_CPU,
+    NONZERO_MEMORY,
+    NodeInfo,
+    PodInfo,
+    aggregate_requests,
+    container_request_quantities,
+    cpu_cores,
+    memory_bytes,
+    node_infos,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PODS", "FILTERS", "LEAST_ALLOCATED_WEIGHT", "MSG_CPU", "MSG_MEMORY", "MSG_NOT_READY",
+    "MSG_PODS", "MSG_PORTS", "MSG_SELECTOR", "MSG_UNSCHEDULABLE", "NONZERO_CPU", "NONZERO_MEMORY",
+    "SPREAD_WEIGHT", "UNSCHEDULABLE_TAINT", "Filter", "NodeInfo", "PodInfo", "Resources", "ScheduleResult",
+    "aggregate_requests", "explain", "filter_node_selector", "filter_ports", "filter_ready",
+    "filter_resources", "filter_taints", "filter_unschedulable", "find_feasible", "format_unschedulable",
+    "pick_best", "pod_requests", "reasons", "schedule", "toleration_tolerates",
+]
 
 LEAST_ALLOCATED_WEIGHT = 1
 SPREAD_WEIGHT = 2
-DEFAULT_MAX_PODS = 110
-NONZERO_CPU = 0.1  # cores
-NONZERO_MEMORY = 200 * 1024 * 1024  # bytes
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 MSG_NOT_READY = "node(s) were not ready"
@@ -58,6 +88,8 @@ MSG_CPU = "Insufficient cpu"
 MSG_MEMORY = "Insufficient memory"
 MSG_PODS = "Too many pods"
 
+_NEVER = -(1 << 62)  # a "request" that always fits: pods without a request skip that check
+
 
 @dataclass
 class ScheduleResult:
@@ -66,29 +98,7 @@ class ScheduleResult:
     scores: dict[str, float] = field(default_factory=dict)  # feasible node -> total score
 
 
-# --- quantities --------------------------------------------------------------------------
-
-
-def _cpu(q: object) -> float:
-    """Cores; absent or unparsable quantities count as 0 (validation rejects bad input earlier)."""
-    if q is None or q == "":
-        return 0.0
-    try:
-        return parse_cpu_quantity(q)
-    except ValueError:
-        return 0.0
-
-
-def _memory(q: object) -> int:
-    if q is None or q == "":
-        return 0
-    try:
-        return parse_memory_quantity(q)
-    except ValueError:
-        return 0
-
-
-# --- requests ----------------------------------------------------------------------------
+# --- requests (in cores, for callers outside the scheduler) ------------------------------
 
 
 @dataclass
@@ -98,123 +108,15 @@ class Resources:
     pods: int = 0
 
 
-def _container_requests(container: dict) -> tuple[float, int]:
-    res = container.get("resources") or {}
-    requests = res.get("requests") or {}
-    limits = res.get("limits") or {}
-    cpu = requests.get("cpu", limits.get("cpu"))
-    mem = requests.get("memory", limits.get("memory"))
-    return _cpu(cpu), _memory(mem)
-
-
-def aggregate_requests(pod: dict, per_container: Callable[[dict], tuple[Any, int]]) -> tuple[Any, int]:
-    """Effective (cpu, memory) requests: per resource max(sum(app containers), max(init containers)).
-
-    `per_container` says how one container's requests are read (cores as floats here,
-    integer millicores in the scheduler cache).
-    """
-    spec = pod.get("spec") or {}
-    cpu: Any = 0
-    mem = 0
-    for c in spec.get("containers") or []:
-        c_cpu, c_mem = per_container(c)
-        cpu += c_cpu
-        mem += c_mem
-    for c in spec.get("initContainers") or []:
-        c_cpu, c_mem = per_container(c)
-        cpu = max(cpu, c_cpu)
-        mem = max(mem, c_mem)
-    return cpu, mem
+def _container_cores(container: dict) -> tuple[float, int]:
+    cpu, mem = container_request_quantities(container)
+    return cpu_cores(cpu), memory_bytes(mem)
 
 
 def pod_requests(pod: dict) -> Resources:
-    """Effective requests of a pod (see `aggregate_requests`)."""
-    cpu, mem = aggregate_requests(pod, _container_requests)
+    """Effective requests of a pod in cores and bytes (see `aggregate_requests`)."""
+    cpu, mem = aggregate_requests(pod, _container_cores)
     return Resources(cpu=float(cpu), memory=mem, pods=1)
-
-
-def _holds_resources(pod: dict) -> bool:
-    return bool((pod.get("spec") or {}).get("nodeName")) and pod_phase(pod) not in ("Succeeded", "Failed")
-
-
-def _node_name(node: dict) -> str:
-    return (node.get("metadata") or {}).get("name", "")
-
-
-def _allocatable(node: dict) -> Resources:
-    status = node.get("status") or {}
-    alloc = status.get("allocatable") or status.get("capacity") or {}
-    pods = alloc.get("pods")
-    return Resources(
-        cpu=_cpu(alloc.get("cpu")),
-        memory=_memory(alloc.get("memory")),
-        pods=int(_cpu(pods)) if pods not in (None, "") else DEFAULT_MAX_PODS,
-    )
-
-
-# --- snapshot ----------------------------------------------------------------------------
-
-
-@dataclass
-class NodeInfo:
-    node: dict
-    allocatable: Resources
-    requested: Resources = field(default_factory=Resources)
-    nonzero_cpu: float = 0.0
-    nonzero_memory: int = 0
-    host_ports: set[tuple[str, str, int]] = field(default_factory=set)
-    owner_counts: Counter = field(default_factory=Counter)  # (namespace, controller uid) -> pods
-
-
-@dataclass
-class _Ctx:
-    pod: dict
-    requests: Resources
-    nodes: dict[str, NodeInfo]
-
-
-def _host_ports(pod: dict) -> set[tuple[str, str, int]]:
-    ports: set[tuple[str, str, int]] = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                ports.add((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(p["hostPort"])))
-    return ports
-
-
-def _owner_key(pod: dict) -> tuple[str, str] | None:
-    ref = controller_ref(pod)
-    if ref is None or not ref.get("uid"):
-        return None
-    return ((pod.get("metadata") or {}).get("namespace") or "default", ref["uid"])
-
-
-def _same_pod(a: dict, b: dict) -> bool:
-    ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
-    if ma.get("uid") and mb.get("uid"):
-        return ma["uid"] == mb["uid"]
-    return (ma.get("namespace"), ma.get("name")) == (mb.get("namespace"), mb.get("name"))
-
-
-def build_snapshot(pod: dict, nodes: list[dict], pods: list[dict]) -> dict[str, NodeInfo]:
-    infos = {_node_name(n): NodeInfo(node=n, allocatable=_allocatable(n)) for n in nodes}
-    for other in pods:
-        if not _holds_resources(other) or _same_pod(other, pod):
-            continue
-        info = infos.get(other["spec"]["nodeName"])
-        if info is None:
-            continue
-        req = pod_requests(other)
-        info.requested.cpu += req.cpu
-        info.requested.memory += req.memory
-        info.requested.pods += 1
-        info.nonzero_cpu += req.cpu or NONZERO_CPU
-        info.nonzero_memory += req.memory or NONZERO_MEMORY
-        info.host_ports |= _host_ports(other)
-        key = _owner_key(other)
-        if key is not None and not is_terminating(other):
-            info.owner_counts[key] += 1
-    return infos
 
 
 # --- tolerations -------------------------------------------------------------------------
@@ -232,7 +134,7 @@ def toleration_tolerates(toleration: dict, taint: dict) -> bool:
     if operator == "Exists":
         return True
     if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
+        return bool((toleration.get("value") or "") == (taint.get("value") or ""))
     return False
 
 
@@ -263,41 +165,37 @@ def _match_node_requirement(req: dict, labels: dict) -> bool:
     return False
 
 
-def _match_node_term(term: dict, node: dict) -> bool:
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    fields = {"metadata.name": _node_name(node)}
+def _match_node_term(term: dict, node: NodeInfo) -> bool:
+    fields = {"metadata.name": node.name}
     exprs = term.get("matchExpressions") or []
     field_exprs = term.get("matchFields") or []
     if not exprs and not field_exprs:
         return False  # an empty term matches nothing
-    return all(_match_node_requirement(r, labels) for r in exprs) and all(
+    return all(_match_node_requirement(r, node.labels) for r in exprs) and all(
         _match_node_requirement(r, fields) for r in field_exprs
     )
 
 
 # --- filters -----------------------------------------------------------------------------
 
-Filter = Callable[[_Ctx, NodeInfo], list[str]]
+Filter = Callable[[PodInfo, NodeInfo], list[str]]
 
 
-def filter_ready(ctx: _Ctx, info: NodeInfo) -> list[str]:
-    for cond in (info.node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return [] if cond.get("status") == "True" else [MSG_NOT_READY]
-    return [MSG_NOT_READY]
+def filter_ready(pod: PodInfo, node: NodeInfo) -> list[str]:
+    return [] if node.ready else [MSG_NOT_READY]
 
 
-def filter_unschedulable(ctx: _Ctx, info: NodeInfo) -> list[str]:
-    if not (info.node.get("spec") or {}).get("unschedulable"):
+def filter_unschedulable(pod: PodInfo, node: NodeInfo) -> list[str]:
+    if not node.unschedulable:
         return []
-    if _tolerated(ctx.pod, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
+    if _tolerated(pod.pod, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
         return []
     return [MSG_UNSCHEDULABLE]
 
 
-def filter_node_selector(ctx: _Ctx, info: NodeInfo) -> list[str]:
-    spec = ctx.pod.get("spec") or {}
-    labels = (info.node.get("metadata") or {}).get("labels") or {}
+def filter_node_selector(pod: PodInfo, node: NodeInfo) -> list[str]:
+    spec = pod.pod.get("spec") or {}
+    labels = node.labels
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return [MSG_SELECTOR]
@@ -308,23 +206,23 @@ def filter_node_selector(ctx: _Ctx, info: NodeInfo) -> list[str]:
         or {}
     )
     terms = required.get("nodeSelectorTerms")
-    if terms is not None and not any(_match_node_term(t, info.node) for t in terms):
+    if terms is not None and not any(_match_node_term(t, node) for t in terms):
         return [MSG_SELECTOR]
     return []
 
 
-def filter_taints(ctx: _Ctx, info: NodeInfo) -> list[str]:
-    for taint in (info.node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+def filter_taints(pod: PodInfo, node: NodeInfo) -> list[str]:
+    for taint in node.taints:
+        if taint.get("effect") not in BLOCKING_TAINT_EFFECTS:
             continue
-        if not _tolerated(ctx.pod, taint):
+        if not _tolerated(pod.pod, taint):
             return [f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"]
     return []
 
 
-def filter_ports(ctx: _Ctx, info: NodeInfo) -> list[str]:
-    for host_ip, proto, port in _host_ports(ctx.pod):
-        for used_ip, used_proto, used_port in info.host_ports:
+def filter_ports(pod: PodInfo, node: NodeInfo) -> list[str]:
+    for host_ip, proto, port in pod.host_ports:
+        for used_ip, used_proto, used_port in node.host_ports:
             if used_port != port or used_proto != proto:
                 continue
             if "0.0.0.0" in (host_ip, used_ip) or host_ip == used_ip:
@@ -332,14 +230,13 @@ def filter_ports(ctx: _Ctx, info: NodeInfo) -> list[str]:
     return []
 
 
-def filter_resources(ctx: _Ctx, info: NodeInfo) -> list[str]:
+def filter_resources(pod: PodInfo, node: NodeInfo) -> list[str]:
     reasons = []
-    req, used, alloc = ctx.requests, info.requested, info.allocatable
-    if used.pods + 1 > alloc.pods:
+    if node.pod_count + 1 > node.alloc_pods:
         reasons.append(MSG_PODS)
-    if req.cpu > 0 and used.cpu + req.cpu > alloc.cpu + 1e-9:
+    if pod.cpu > 0 and pod.cpu > node.free_cpu:
         reasons.append(MSG_CPU)
-    if req.memory > 0 and used.memory + req.memory > alloc.memory:
+    if pod.memory > 0 and pod.memory > node.free_memory:
         reasons.append(MSG_MEMORY)
     return reasons
 
@@ -352,38 +249,44 @@ FILTERS: tuple[Filter, ...] = (
     filter_ports,
     filter_resources,
 )
+_PLAIN_FILTERS: tuple[Filter, ...] = (filter_resources,)  # a plain pod on a plain_ok node
 
 
-# --- scores ------------------------------------------------------------------------------
+def reasons(pod: PodInfo, node: NodeInfo) -> list[str]:
+    """Why `node` rejects `pod`: the reasons of the first filter that fails ([] = fits)."""
+    for flt in _PLAIN_FILTERS if pod.plain and node.plain_ok else FILTERS:
+        failed = flt(pod, node)
+        if failed:
+            return failed
+    return []
 
 
-def score_least_allocated(ctx: _Ctx, info: NodeInfo) -> float:
-    cpu_req = info.nonzero_cpu + (ctx.requests.cpu or NONZERO_CPU)
-    mem_req = info.nonzero_memory + (ctx.requests.memory or NONZERO_MEMORY)
+def find_feasible(pod: PodInfo, nodes: Iterable[NodeInfo], want: int) -> tuple[list[NodeInfo], int]:
+    """Visit `nodes` in order until `want` of them fit: (the feasible nodes, how many were visited)."""
+    feasible: list[NodeInfo] = []
+    visited = 0
+    if pod.plain:
+        # `not reasons(pod, node)`, unrolled: on a plain_ok node only filter_resources runs
+        need_cpu = pod.cpu or _NEVER
+        need_mem = pod.memory or _NEVER
+        for node in nodes:
+            visited += 1
+            if (node.plain_ok and node.pod_count < node.alloc_pods and need_cpu <= node.free_cpu
+                    and need_mem <= node.free_memory):
+                feasible.append(node)
+                if len(feasible) >= want:
+                    break
+    else:
+        for node in nodes:
+            visited += 1
+            if not reasons(pod, node):
+                feasible.append(node)
+                if len(feasible) >= want:
+                    break
+    return feasible, visited
 
-    def free(requested: float, allocatable: float) -> float:
-        if allocatable <= 0 or requested > allocatable:
-            return 0.0
-        return 100.0 * (allocatable - requested) / allocatable
 
-    return (free(cpu_req, info.allocatable.cpu) + free(mem_req, info.allocatable.memory)) / 2
-
-
-def score_spread(ctx: _Ctx, feasible: list[NodeInfo]) -> dict[str, float]:
-    key = _owner_key(ctx.pod)
-    if key is None:
-        return {_node_name(i.node): 100.0 for i in feasible}
-    counts = {_node_name(i.node): i.owner_counts.get(key, 0) for i in feasible}
-    most = max(counts.values(), default=0)
-    if most == 0:
-        return {name: 100.0 for name in counts}
-    return {name: 100.0 * (most - c) / most for name, c in counts.items()}
-
-
-# --- entry point -------------------------------------------------------------------------
-
-
-def format_unschedulable(total: int, reasons: Counter) -> str:
+def format_unschedulable(total: int, reasons: Counter[str]) -> str:
     """``0/N nodes are available: <count> <reason>, ....`` (count desc, then text)."""
     if total == 0:
         return "no nodes available to schedule pods"
@@ -391,27 +294,62 @@ def format_unschedulable(total: int, reasons: Counter) -> str:
     return f"0/{total} nodes are available: " + ", ".join(parts) + "."
 
 
+def explain(pod: PodInfo, nodes: Sequence[NodeInfo]) -> str:
+    """The FailedScheduling message for a pod no node in `nodes` accepts (every node counted)."""
+    counts: Counter[str] = Counter()
+    for node in nodes:
+        counts.update(reasons(pod, node))
+    return format_unschedulable(len(nodes), counts)
+
+
+# --- scores ------------------------------------------------------------------------------
+
+
+def pick_best(pod: PodInfo, feasible: Sequence[NodeInfo], with_scores: bool = True) -> ScheduleResult:
+    """Score `feasible` (least-allocated + spreading) and pick the best; ties by rounded score,
+    then node name. `scores` is filled only `with_scores`."""
+    nz_cpu, nz_mem = pod.nz_cpu, pod.nz_memory
+    half = LEAST_ALLOCATED_WEIGHT / 2
+    full = SPREAD_WEIGHT * 100.0
+    owner = pod.owner
+    # least-allocated: free% of a resource after placing the pod is (base - request) * scale,
+    # 0 when it would not fit (see NodeInfo.score_base); spreading: full * (most - n) / most
+    counts = [s.owners.get(owner, 0) for s in feasible] if owner is not None else []
+    most = max(counts) if counts else 0
+    if most:
+        step = full / most
+        totals = [
+            full + half * ((c - nz_cpu) * sc if c >= nz_cpu else 0.0)
+            + half * ((m - nz_mem) * sm if m >= nz_mem else 0.0) - step * n
+            for (c, sc, m, sm), n in zip([s.score_base for s in feasible], counts, strict=True)
+        ]
+    else:
+        totals = [
+            full + half * ((c - nz_cpu) * sc if c >= nz_cpu else 0.0)
+            + half * ((m - nz_mem) * sm if m >= nz_mem else 0.0)
+            for c, sc, m, sm in [s.score_base for s in feasible]
+        ]
+    top = max(totals) - 1e-6  # only these can round to the best score
+    best_i = -1
+    best_key = (0.0, "")
+    for i, t in enumerate(totals):
+        if t >= top:
+            key = (-round(t, 6), feasible[i].name)
+            if best_i < 0 or key < best_key:
+                best_i, best_key = i, key
+    scores = {s.name: t for s, t in zip(feasible, totals, strict=True)} if with_scores else {}
+    return ScheduleResult(node=feasible[best_i].name, reason="", scores=scores)
+
+
+# --- from scratch ------------------------------------------------------------------------
+
+
 def schedule(pod: dict, nodes: list[dict], pods: list[dict]) -> ScheduleResult:
-    infos = build_snapshot(pod, nodes, pods)
-    ctx = _Ctx(pod=pod, requests=pod_requests(pod), nodes=infos)
-    feasible: list[NodeInfo] = []
-    reasons: Counter = Counter()
-    for name in sorted(infos):
-        info = infos[name]
-        for flt in FILTERS:
-            failed = flt(ctx, info)
-            if failed:
-                reasons.update(failed)
-                break
-        else:
-            feasible.append(info)
+    """Place `pod` given every node and every pod of the cluster (views built from scratch)."""
+    infos = node_infos(nodes, pods, exclude=pod)
+    order = [infos[name] for name in sorted(infos)]
+    info = PodInfo(pod)
+    feasible, _ = find_feasible(info, order, len(order))
     if not feasible:
-        return ScheduleResult(node=None, reason=format_unschedulable(len(infos), reasons))
-    spread = score_spread(ctx, feasible)
-    scores = {
-        _node_name(i.node): LEAST_ALLOCATED_WEIGHT * score_least_allocated(ctx, i)
-        + SPREAD_WEIGHT * spread[_node_name(i.node)]
-        for i in feasible
-    }
-    best = min(scores, key=lambda name: (-round(scores[name], 6), name))
-    return ScheduleResult(node=best, reason="", scores=scores)
+        return ScheduleResult(node=None, reason=explain(info, order))
+    return pick_best(info, feasible)

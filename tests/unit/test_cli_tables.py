@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import tables
+from orchestrator.objects import printers
 from orchestrator.objects.kinds import resolve
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -27,13 +28,13 @@ def ts(seconds_ago: float) -> str:
     ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
-    assert tables.format_duration(seconds) == text
+    assert printers.format_duration(seconds) == text
 
 
 def test_age_of_missing_or_bad_timestamp() -> None:
-    assert tables.age(None, NOW) == "<unknown>"
-    assert tables.age("yesterday", NOW) == "<unknown>"
-    assert tables.age(ts(75), NOW) == "75s"
+    assert printers.age(None, NOW) == "<unknown>"
+    assert printers.age("yesterday", NOW) == "<unknown>"
+    assert printers.age(ts(75), NOW) == "75s"
 
 
 def pod(**status: Any) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def test_pod_row_and_wide_row() -> None:
     ],
 )
 def test_pod_status(statuses: list[dict[str, Any]], extra: dict[str, Any], expected: str) -> None:
-    assert tables.pod_status(pod(containerStatuses=statuses, **extra)) == expected
+    assert printers.pod_status(pod(containerStatuses=statuses, **extra)) == expected
 
 
 def test_terminating_pod() -> None:

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from orchestrator.objects.defaults import apply_defaults, default_image_pull_policy, qos_class
+from orchestrator.objects.defaults import apply_defaults
+from orchestrator.objects.podspec import default_image_pull_policy, qos_class
 
 
 def pod(**spec: object) -> dict:

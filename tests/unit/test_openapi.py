@@ -11,7 +11,6 @@ from starlette.testclient import TestClient
 from orchestrator.api import openapi
 from orchestrator.api.app import ApiServer
 from orchestrator.api.auth import Authenticator
-from orchestrator.objects import schema
 from orchestrator.objects.kinds import KINDS, resolve
 from orchestrator.pki import node_token
 from orchestrator.registry import Registry
@@ -42,7 +41,7 @@ def test_every_kind_has_a_component_with_its_gvk() -> None:
         c = comps[openapi.definition_name(kind)]
         assert c["x-kubernetes-group-version-kind"] == [{"group": kind.group, "version": kind.version,
                                                          "kind": kind.kind}]
-        assert set(c["properties"]) == set(schema.KIND_SCHEMAS[kind.kind].fields)
+        assert kind.schema is not None and set(c["properties"]) == set(kind.schema.fields)
 
 
 def test_merge_keys_are_published_where_the_server_merges() -> None:
@@ -213,9 +212,9 @@ def test_strategic_merge_keeps_server_defaults(api: TestClient) -> None:
 
 def test_integer_widths_are_published() -> None:
     from orchestrator.api import openapi
-    from orchestrator.objects.schema import KIND_SCHEMAS
+    from orchestrator.objects.kinds import schema_for
 
-    deploy = openapi.node_schema(KIND_SCHEMAS["Deployment"], "", {})["properties"]["spec"]["properties"]
+    deploy = openapi.node_schema(schema_for("Deployment"), "", {})["properties"]["spec"]["properties"]
     assert deploy["replicas"] == {"type": "integer", "format": "int32"}
-    pod = openapi.node_schema(KIND_SCHEMAS["Pod"], "", {})["properties"]["spec"]["properties"]
+    pod = openapi.node_schema(schema_for("Pod"), "", {})["properties"]["spec"]["properties"]
     assert pod["terminationGracePeriodSeconds"] == {"type": "integer", "format": "int64"}

@@ -150,3 +150,24 @@ def test_required_node_affinity() -> None:
         {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}}}
     nodes = [node("n1", labels={"zone": "a"}), node("n2", labels={"zone": "b"})]
     assert schedule(pod("p", affinity=affinity), nodes, []).node == "n2"
+
+
+def test_node_infos_from_scratch() -> None:
+    from orchestrator.scheduler.nodeinfo import node_infos
+
+    me = pod("me", cpu="1", node_name="n1", phase="Running")
+    terminating = pod("t", cpu="500m", memory="1Gi", node_name="n1", phase="Running", owner="rs-1")
+    terminating["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    pods = [
+        me,  # the pod being placed is left out
+        terminating,  # holds resources, does not count for spreading
+        pod("a", cpu="250m", node_name="n1", phase="Running", owner="rs-1"),
+        pod("done", cpu="2", node_name="n1", phase="Succeeded"),  # frees its resources
+        pod("lost", cpu="2", node_name="gone", phase="Running"),  # a node not in the list
+    ]
+    infos = node_infos([node("n1"), node("n2")], pods, exclude=me)
+    n1 = infos["n1"]
+    assert sorted(infos) == ["n1", "n2"]
+    assert (n1.requested_cpu, n1.requested_memory, n1.pod_count) == (750, 1024 ** 3, 2)
+    assert n1.owners == {("default", "rs-1"): 1}
+    assert (n1.free_cpu, infos["n2"].pod_count) == (3250, 0)

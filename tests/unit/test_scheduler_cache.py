@@ -1,11 +1,21 @@
-"""The scheduler cache: incremental accounting, assume/forget, and decisions equal to `schedule`."""
+"""The scheduler cache: incremental accounting, assume/forget, and decisions equal to `schedule`.
+
+`core.schedule` builds its `NodeInfo`s from scratch; the cache keeps the same views up to
+date event by event. Both feed the same rules, so the randomised test replays a random
+history of watch events (node variants, removals and re-adds, pods pending then assumed,
+forgotten, confirmed, finished, stale events, pods and nodes that come and go) into a
+cache and checks that it ends with exactly the from-scratch views and the same decision.
+"""
 
 from __future__ import annotations
 
+import copy
 import random
+from collections.abc import Callable
 
 import pytest
 
+from orchestrator.scheduler import core
 from orchestrator.scheduler.cache import (
     SchedulerCache,
     cache_from,
@@ -14,7 +24,10 @@ from orchestrator.scheduler.cache import (
     schedule_with_cache,
 )
 from orchestrator.scheduler.core import schedule
+from orchestrator.scheduler.nodeinfo import node_infos
 from tests.unit.test_scheduler import CASES, node, pod
+
+Step = Callable[[SchedulerCache], None]
 
 
 def running(p: dict, node_name: str, rv: int = 10) -> dict:
@@ -147,8 +160,128 @@ def test_sampling_rotates_and_stops_early() -> None:
     assert len(r2.scores) == 420 and not set(r1.scores) & set(r2.scores)  # the next window
 
 
+def _interleave(rng: random.Random, sequences: list[list[Step]]) -> list[Step]:
+    """One random order of all steps that keeps each sequence's own order."""
+    queues = [list(seq) for seq in sequences if seq]
+    out: list[Step] = []
+    while queues:
+        q = rng.choice(queues)
+        out.append(q.pop(0))
+        if not q:
+            queues.remove(q)
+    return out
+
+
+def _node_steps(rng: random.Random, final: dict) -> list[Step]:
+    name = final["metadata"]["name"]
+    steps: list[Step] = []
+    if rng.random() < 0.4:  # an earlier state of the node
+        variant = copy.deepcopy(final)
+        variant["status"]["allocatable"]["cpu"] = rng.choice(["1", "8"])
+        variant["status"]["conditions"][0]["status"] = rng.choice(["True", "False"])
+        variant["metadata"]["labels"] = {"zone": rng.choice("abc")}
+        variant["spec"]["unschedulable"] = rng.random() < 0.3
+        steps.append(lambda c: c.set_node(copy.deepcopy(variant)) and None)
+    if rng.random() < 0.25:  # removed (pods bound there stay on a placeholder) and re-added
+        steps.append(lambda c: c.remove_node(name))
+    steps.append(lambda c: c.set_node(copy.deepcopy(final)) and None)
+    if rng.random() < 0.3:  # a heartbeat: nothing the rules read changes
+        steps.append(lambda c: _expect(c.set_node(copy.deepcopy(final)) is False))
+    return steps
+
+
+def _expect(ok: bool) -> None:
+    assert ok
+
+
+def _assume_and_forget(cache: SchedulerCache, uid: str, target: str) -> None:
+    before = {n: i.accounting() for n, i in cache.nodes.items()}
+    pending = cache.pods[uid]
+    assumed = cache.assume(pending, target)
+    assert assumed.holds and cache.nodes[target].pod_count > 0
+    cache.forget(pending)
+    assert {n: i.accounting() for n, i in cache.nodes.items()} == before
+    assert cache.pods[uid] is pending
+
+
+def _pod_steps(rng: random.Random, final: dict, node_names: list[str]) -> list[Step]:
+    """Watch events (and assume/forget) that end in `final`, a pod of the snapshot."""
+    versions: list[dict] = []
+    steps: list[Step] = []
+    node_name = final["spec"].get("nodeName")
+
+    def deliver(obj: dict) -> Step:
+        return lambda c: c.set_pod(copy.deepcopy(obj)) and None
+
+    def version(**changes: object) -> dict:
+        v = copy.deepcopy(final)
+        v["spec"].pop("nodeName", None)
+        v["status"]["phase"] = "Pending"
+        for key, value in changes.items():
+            if key == "nodeName":
+                v["spec"]["nodeName"] = value
+            else:
+                v["status"]["phase"] = value
+        v["metadata"]["resourceVersion"] = str(len(versions) + 1)
+        versions.append(v)
+        return v
+
+    if rng.random() < 0.6:
+        steps.append(deliver(version()))  # created, pending
+        if node_name and rng.random() < 0.4:  # a bind that fails: the cache is as before
+            target = rng.choice(node_names + ["elsewhere"])
+            steps.append(lambda c: _assume_and_forget(c, final["metadata"]["uid"], target))
+        if node_name and rng.random() < 0.5:  # the scheduler's own decision, confirmed below
+            steps.append(lambda c: c.assume(c.pods[final["metadata"]["uid"]], node_name) and None)
+    if node_name and final["status"]["phase"] != "Running" and rng.random() < 0.5:
+        steps.append(deliver(version(nodeName=node_name, phase="Running")))
+    last = copy.deepcopy(final)
+    last["metadata"]["resourceVersion"] = str(len(versions) + 1)
+    steps.append(deliver(last))
+    if versions and rng.random() < 0.5:  # a late, older event changes nothing
+        stale = rng.choice(versions)
+        steps.append(lambda c: _expect(c.set_pod(copy.deepcopy(stale)) == (None, False)))
+    return steps
+
+
+def _transient_steps(rng: random.Random, i: int, node_names: list[str]) -> tuple[list[Step], list[Step]]:
+    """A node that comes and goes, and a pod that is bound somewhere and then deleted."""
+    gone = node(f"gone-{i}", cpu="2")
+    node_steps: list[Step] = [lambda c: c.set_node(copy.deepcopy(gone)) and None,
+                              lambda c: c.remove_node(f"gone-{i}")]
+    p = pod(f"t{i}", cpu=rng.choice([None, "500m"]), owner=rng.choice([None, "rs-1"]))
+    p["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}] if rng.random() < 0.3 else []
+    p["spec"]["nodeName"] = rng.choice(node_names + [f"gone-{i}", "nowhere"])
+    p["status"]["phase"] = "Running"
+    p["metadata"]["resourceVersion"] = "1"
+    pod_steps: list[Step] = [lambda c: c.set_pod(copy.deepcopy(p)) and None]
+    if rng.random() < 0.5:
+        ending = copy.deepcopy(p)
+        ending["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+        ending["metadata"]["resourceVersion"] = "2"
+        pod_steps.append(lambda c: c.set_pod(copy.deepcopy(ending)) and None)
+    pod_steps.append(lambda c: _expect(c.remove_pod(copy.deepcopy(p)) is True))
+    return node_steps, pod_steps
+
+
+def replayed_cache(rng: random.Random, nodes: list[dict], pods: list[dict]) -> SchedulerCache:
+    """A cache that reached the snapshot (`nodes`, `pods`) through a random history of events."""
+    names = [n["metadata"]["name"] for n in nodes]
+    sequences = [_node_steps(rng, n) for n in nodes]
+    sequences += [_pod_steps(rng, p, names) for p in pods]
+    for i in range(rng.randint(0, 2)):
+        sequences.extend(_transient_steps(rng, i, names))
+    probe = pod("probe", cpu="100m")  # decisions that only move the rotating start
+    sequences += [[lambda c: c.schedule(c.info(probe)) and None] for _ in range(rng.randint(0, 3))]
+    cache = SchedulerCache()
+    for step in _interleave(rng, sequences):
+        step(cache)
+    return cache
+
+
 def test_randomised_equivalence_with_reference() -> None:
     rng = random.Random(7)
+    history = random.Random(11)
     for _ in range(150):
         nodes = []
         for i in range(rng.randint(0, 6)):
@@ -172,9 +305,22 @@ def test_randomised_equivalence_with_reference() -> None:
         p = pod("p", cpu=rng.choice([None, "100m", "1", "3"]), memory=rng.choice([None, "512Mi", "2Gi"]),
                 owner=rng.choice([None, "rs-1"]), **extra)
         want = schedule(p, nodes, pods)
+        # a cache loaded with the snapshot, and one that got there event by event
         got = schedule_with_cache(p, nodes, pods, with_scores=True)
         assert (got.node, got.reason) == (want.node, want.reason)
         assert got.scores == pytest.approx(want.scores)
+        cache = replayed_cache(history, nodes, pods)
+        scratch = node_infos(nodes, pods)
+        assert set(cache.nodes) == set(scratch)  # no placeholder left behind
+        assert {n: i.accounting() for n, i in cache.nodes.items()} == {n: i.accounting() for n, i in scratch.items()}
+        assert set(cache.pods) == {o["metadata"]["uid"] for o in pods}
+        info, _ = cache.set_pod(copy.deepcopy(p))
+        assert info is not None
+        got = cache.schedule(info, with_scores=True)
+        assert (got.node, got.reason) == (want.node, want.reason)
+        assert got.scores == pytest.approx(want.scores)
+        for n in cache.order():  # the unrolled search agrees with the filters, node by node
+            assert bool(core.find_feasible(info, [n], 1)[0]) is (core.reasons(info, n) == [])
 
 
 def test_scheduler_controller_binds_from_cache_and_parks(tmp_path) -> None:  # noqa: ANN001

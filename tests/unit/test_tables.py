@@ -1,4 +1,4 @@
-"""Server-side Tables: columns and cells per kind, includeObject, Accept negotiation, and the HTTP layer."""
+"""Server-side Tables: columns and cells per kind (the printers), includeObject, Accept negotiation, HTTP."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from orchestrator.api import tables
 from orchestrator.api.app import ApiServer
 from orchestrator.api.auth import Authenticator
+from orchestrator.objects import printers
 from orchestrator.objects.kinds import resolve
 from orchestrator.pki import node_token
 from orchestrator.registry import Registry
@@ -33,15 +34,15 @@ def pod(name: str = "web-1", **status: object) -> dict:
 
 
 def names(kind: str) -> list[str]:
-    return [c.name for c in tables.columns(resolve(kind))]
+    return [c.name for c in resolve(kind).printer.columns]
 
 
 def test_pod_columns_and_cells() -> None:
     assert names("pods") == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node",
                              "Readiness Gates"]
-    assert [c.priority for c in tables.columns(resolve("pods"))] == [0, 0, 0, 0, 0, 1, 1, 1, 1]
+    assert [c.priority for c in resolve("pods").printer.columns] == [0, 0, 0, 0, 0, 1, 1, 1, 1]
     p = pod(containerStatuses=[{"name": "web", "ready": True, "restartCount": 0, "state": {"running": {}}}])
-    assert tables.cells(resolve("pods"), p, NOW) == ["web-1", "1/1", "Running", "0", "5m", "10.42.0.5", "n1",
+    assert resolve("pods").printer.cells(p, NOW) == ["web-1", "1/1", "Running", "0", "5m", "10.42.0.5", "n1",
                                                      "<none>", "<none>"]
 
 
@@ -51,14 +52,14 @@ def test_pod_restarts_say_when() -> None:
         "state": {"waiting": {"reason": "CrashLoopBackOff"}},
         "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2025-01-01T11:58:00Z"}},
     }])
-    cells = tables.cells(resolve("pods"), p, NOW)
+    cells = resolve("pods").printer.cells(p, NOW)
     assert cells[1:4] == ["0/1", "CrashLoopBackOff", "2 (2m ago)"]
 
 
 def test_pod_readiness_gates() -> None:
     p = pod(conditions=[{"type": "example.com/lb", "status": "True"}])
     p["spec"]["readinessGates"] = [{"conditionType": "example.com/lb"}, {"conditionType": "other"}]
-    assert tables.cells(resolve("pods"), p, NOW)[-1] == "1/2"
+    assert resolve("pods").printer.cells(p, NOW)[-1] == "1/2"
 
 
 def test_deployment_cells() -> None:
@@ -71,7 +72,7 @@ def test_deployment_cells() -> None:
     }
     assert names("deployments") == ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images",
                                     "Selector"]
-    assert tables.cells(resolve("deployments"), d, NOW) == ["web", "2/3", 3, 2, "120m", "web,log",
+    assert resolve("deployments").printer.cells(d, NOW) == ["web", "2/3", 3, 2, "120m", "web,log",
                                                             "demo:1,busybox", "app=web"]
 
 
@@ -94,8 +95,8 @@ def test_deployment_cells() -> None:
     ],
 )
 def test_other_kinds(kind: str, obj: dict, expect: list) -> None:
-    assert tables.cells(resolve(kind), obj, NOW) == expect
-    assert len(expect) == len(tables.columns(resolve(kind)))
+    assert resolve(kind).printer.cells(obj, NOW) == expect
+    assert len(expect) == len(resolve(kind).printer.columns)
 
 
 def test_event_cells() -> None:
@@ -103,7 +104,7 @@ def test_event_cells() -> None:
           "involvedObject": {"kind": "Pod", "name": "web-1"}, "source": {"component": "scheduler"},
           "firstTimestamp": "2025-01-01T11:00:00Z", "lastTimestamp": "2025-01-01T11:59:00Z", "count": 3}
     assert names("events")[:4] == ["Last Seen", "Type", "Reason", "Object"]
-    assert tables.cells(resolve("events"), ev, NOW) == ["60s", "Normal", "Scheduled", "pod/web-1", "",
+    assert resolve("events").printer.cells(ev, NOW) == ["60s", "Normal", "Scheduled", "pod/web-1", "",
                                                         "scheduler", "assigned to n1", "60m", 3, "web.1"]
 
 
@@ -113,7 +114,7 @@ def test_table_include_object() -> None:
     assert t["kind"] == "Table" and t["apiVersion"] == "meta.k8s.io/v1"
     assert t["metadata"] == {"resourceVersion": "42"}
     assert t["columnDefinitions"][0] == {"name": "Name", "type": "string", "format": "name",
-                                         "description": tables.NAME.description, "priority": 0}
+                                         "description": printers.NAME.description, "priority": 0}
     obj = t["rows"][0]["object"]
     assert obj["kind"] == "PartialObjectMetadata" and obj["metadata"]["name"] == "web-1" and "spec" not in obj
     full = tables.table(kind, [pod()], include_object="Object", now=NOW)

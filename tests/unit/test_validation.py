@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from orchestrator.objects.defaults import apply_defaults
+from orchestrator.objects.fielderrors import FieldError
+from orchestrator.objects.kinds import schema_for
+from orchestrator.objects.quantity import parse_cpu_quantity, parse_memory_quantity
 from orchestrator.objects.schema import unknown_fields
-from orchestrator.objects.validation import (
-    FieldError,
-    parse_cpu_quantity,
-    parse_memory_quantity,
-    validate,
-)
+from orchestrator.objects.validation import validate
 
 
 def pod(**spec: Any) -> dict:
@@ -124,7 +122,7 @@ def test_unknown_fields_paths() -> None:
     d["spec"]["foo"] = 1
     d["metadata"]["labelz"] = {}
     d["spec"]["template"]["spec"]["affinity"] = {"nodeAffinity": {"anything": True}}
-    assert sorted(unknown_fields("Deployment", d)) == [
+    assert sorted(unknown_fields(schema_for("Deployment"), d)) == [
         "metadata.labelz",
         "spec.foo",
         "spec.template.spec.containers[0].imagee",
@@ -905,20 +903,35 @@ def _integer_leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
     return [leaf for name, child in node.fields.items() for leaf in _integer_leaves(child, f"{path}.{name}")]
 
 
+def _block(name: str) -> Any:
+    """A named sub-schema: shared ones in objects/schema.py, a kind's own in its resource module."""
+    import importlib
+
+    from orchestrator.objects import schema
+    from orchestrator.objects.kinds import KINDS
+
+    homes = [schema] + [importlib.import_module(type(k.strategy).__module__) for k in KINDS]
+    found = {id(getattr(m, name)): getattr(m, name) for m in homes if hasattr(m, name)}
+    assert len(found) == 1, (name, len(found))
+    return next(iter(found.values()))
+
+
 def test_integer_fields_have_their_kubernetes_width() -> None:
     from orchestrator.objects import schema
+    from orchestrator.objects.kinds import KINDS
 
     for block, name in INT64_FIELDS | INT32_FIELDS:
         expected = "int64" if (block, name) in INT64_FIELDS else "int32"
-        assert getattr(schema, block).fields[name].format == expected, (block, name)
+        assert _block(block).fields[name].format == expected, (block, name)
     assert schema.CONTAINER.fields["ports"].item.fields["containerPort"] == schema.INT32
     assert schema.CONTAINER.fields["ports"].item.fields["hostPort"] == schema.INT32
-    assert schema.SERVICE_PORT.fields["targetPort"].format == "int32"
+    assert _block("SERVICE_PORT").fields["targetPort"].format == "int32"
     assert schema.INT_OR_STRING.format == "int32"
     sleep = schema.LIFECYCLE_HANDLER.fields["sleep"]
     assert sleep.fields["seconds"] == schema.INT64
     # and no integer anywhere is left without a width
-    for kind, struct in schema.KIND_SCHEMAS.items():
+    kind_schemas = {k.kind: k.schema for k in KINDS} | {"Scale": schema_for("Scale")}
+    for kind, struct in kind_schemas.items():
         for path, leaf in _integer_leaves(struct):
             assert leaf.format in ("int32", "int64"), (kind, path)
 
@@ -982,7 +995,7 @@ def test_normalize_stores_integral_floats_as_ints() -> None:
 
     d = edit(edit(deployment(), "spec.replicas", 3.0), "spec.strategy.rollingUpdate.maxSurge", 2.0)
     d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": 1.0}}
-    normalize("Deployment", d)
+    normalize(schema_for("Deployment"), d)
     assert type(d["spec"]["replicas"]) is int and type(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"]) is int
     assert type(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]) is float  # a quantity
 
