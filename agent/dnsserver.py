@@ -160,13 +160,14 @@ class _Server(socketserver.ThreadingMixIn):
                 request, client = self._take()
             except OSError:  # empty (or closed)
                 return n
-            self.process_request(request, client)  # type: ignore[attr-defined]
+            self.process_request(request, client)
             n += 1
 
     def _take(self) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def server_close(self) -> None:
+        # ThreadingMixIn's private list of query threads, which its stubs do not declare
         self._threads.join()  # type: ignore[attr-defined]
         self.socket.close()
 

@@ -4,7 +4,8 @@ Threads of an ``Agent``:
 
 * **watch**: lists then watches ``pods?fieldSelector=spec.nodeName=<node>`` across all
   namespaces, keeping a cache by pod uid; reconnects from the last resourceVersion after a
-  network error and relists after ``410 Gone``. Each event wakes the reconcile loop.
+  network error and relists after ``410 Gone`` (the loop is ``agent.listwatch``). Each
+  event wakes the reconcile loop.
 * **lease**: renews the node's Lease in ``kube-node-lease`` every ``heartbeat`` seconds
   (default 2 s), the cheap liveness signal the master's node lifecycle controller reads.
 * **node status**: posts the full Node status every ``node_status_period`` seconds (default
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -92,6 +94,7 @@ from .env import (
     resolve_env,
 )
 from .images import ensure_images
+from .listwatch import ListWatch
 from .node import NODE, NodeManager, read_meminfo_kib
 from .pods import (
     SANDBOX_NAME,
@@ -527,8 +530,13 @@ class Agent:
         self.http = start_agent_server(self, stop)
         if not self._register(stop):
             return
+
+        def wake_on_stop() -> None:
+            stop.wait()
+            self._wake.set()
+
         threads = [
-            threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="dockyard-stop", daemon=True),
+            threading.Thread(target=wake_on_stop, name="dockyard-stop", daemon=True),
             threading.Thread(target=self._lease_loop, name="dockyard-lease", daemon=True),
             threading.Thread(target=self._watch_loop, args=(stop,), name="dockyard-watch", daemon=True),
             threading.Thread(target=self._status_loop, args=(stop,), name="dockyard-node-status", daemon=True),
@@ -610,8 +618,13 @@ class Agent:
             threading.Thread(target=proxy.run, args=(stop,), name="dockyard-proxy", daemon=True),
             threading.Thread(target=network.run, args=(stop,), name="dockyard-network", daemon=True),
         ]
-        workers.append(threading.Thread(target=lambda: (stop.wait(), proxy.wake(), network.wake()),
-                                        name="dockyard-network-stop", daemon=True))
+
+        def wake_on_stop() -> None:
+            stop.wait()
+            proxy.wake()
+            network.wake()
+
+        workers.append(threading.Thread(target=wake_on_stop, name="dockyard-network-stop", daemon=True))
         state.start(stop)
         for t in workers:
             t.start()
@@ -730,46 +743,20 @@ class Agent:
         self._wake.set()
 
     def _watch_loop(self, stop: threading.Event) -> None:
-        rv: str | None = None
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                if rv is None:
-                    lst = self.client.list(POD, all_namespaces=True, field_selector=self._field_selector)
-                    self._replace_all(list(lst.get("items") or []))
-                    rv = str((lst.get("metadata") or {}).get("resourceVersion") or "") or None
-                for ev in self.client.watch(
-                    POD,
-                    all_namespaces=True,
-                    resource_version=rv,
-                    field_selector=self._field_selector,
-                    timeout_seconds=WATCH_TIMEOUT,
-                ):
-                    if stop.is_set():
-                        return
-                    etype, obj = ev.get("type"), ev.get("object") or {}
-                    if etype == "ERROR":
-                        log.info("pod watch: %s (code %s); relisting", obj.get("message"), obj.get("code"))
-                        rv = None
-                        break
-                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
-                    if new_rv:
-                        rv = str(new_rv)
-                    if etype in ("ADDED", "MODIFIED", "DELETED"):
-                        self._apply_event(etype, obj)
-                delay = 0.5
-            except ApiError as e:
-                if e.code == 410:
-                    rv = None
-                    continue
-                log.warning("pod watch failed: %s; retrying in %.1fs", e, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
-            except Exception as e:  # a broken stream or bad JSON: start over from a fresh list
-                log.warning("pod watch broke: %s; relisting in %.1fs", e, delay)
-                rv = None
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        ListWatch(
+            "pod",
+            lambda: self.client.list(POD, all_namespaces=True, field_selector=self._field_selector),
+            lambda rv: self.client.watch(
+                POD,
+                all_namespaces=True,
+                resource_version=rv,
+                field_selector=self._field_selector,
+                timeout_seconds=WATCH_TIMEOUT,
+            ),
+            self._replace_all,
+            self._apply_event,
+            log=log,
+        ).run(stop)
 
     # -- reconciling ----------------------------------------------------------------------
 
@@ -789,7 +776,7 @@ class Agent:
             with self._lock:
                 if uid in self.pods:
                     continue
-            self._submit(uid, lambda u, obs=observed: self._remove_orphan(u, obs))
+            self._submit(uid, functools.partial(self._remove_orphan, observed=observed))
         with self._lock:
             busy = set(self._inflight) | set(self.pods)
         # Volumes of pods that are gone and have no container left (e.g. after an agent restart).

@@ -205,7 +205,7 @@ Action = CreateSandbox | StartContainer | KillContainer | RemoveContainer | Kill
 # -- helpers shared with agent.status -------------------------------------------------------
 
 
-def pod_uid(pod: dict[str, Any]) -> str:
+def pod_uid(pod: Mapping[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("uid", ""))
 
 

@@ -50,7 +50,8 @@ every `resync` seconds whether or not anything changed, which repairs rules (and
 sysctl) that someone changed; `cleanup()` removes our jumps and chains on shutdown.
 
 `ClusterState` is the agent's watch-fed cache of Services, Endpoints and Nodes shared by
-the proxy, the pod network (`agent.network`) and the DNS server (`agent.dns`).
+the proxy, the pod network (`agent.network`) and the DNS server (`agent.dns`); one
+`agent.listwatch.ListWatch` per resource keeps it current.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.client import Client
-from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import Kind, by_kind
+
+from .listwatch import ListWatch
 
 log = logging.getLogger("dockyard.agent.proxy")
 
@@ -484,41 +486,16 @@ class ClusterState:
         return threads
 
     def _watch_loop(self, kind: Kind, stop: threading.Event) -> None:
-        rv: str | None = None
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                if rv is None:
-                    lst = self.client.list(kind, all_namespaces=kind.namespaced)
-                    self.replace(kind.resource, list(lst.get("items") or []))
-                    rv = str((lst.get("metadata") or {}).get("resourceVersion") or "") or None
-                for ev in self.client.watch(
-                    kind, all_namespaces=kind.namespaced, resource_version=rv, timeout_seconds=WATCH_TIMEOUT
-                ):
-                    if stop.is_set():
-                        return
-                    etype, obj = ev.get("type"), ev.get("object") or {}
-                    if etype == "ERROR":
-                        rv = None
-                        break
-                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
-                    if new_rv:
-                        rv = str(new_rv)
-                    if etype in ("ADDED", "MODIFIED", "DELETED"):
-                        self.apply(kind.resource, etype, obj)
-                delay = 0.5
-            except ApiError as e:
-                if e.code == 410:
-                    rv = None
-                    continue
-                log.warning("%s watch failed: %s; retrying in %.1fs", kind.resource, e, delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
-            except Exception as e:
-                log.warning("%s watch broke: %s; relisting in %.1fs", kind.resource, e, delay)
-                rv = None
-                stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        ListWatch(
+            kind.resource,
+            lambda: self.client.list(kind, all_namespaces=kind.namespaced),
+            lambda rv: self.client.watch(
+                kind, all_namespaces=kind.namespaced, resource_version=rv, timeout_seconds=WATCH_TIMEOUT
+            ),
+            lambda items: self.replace(kind.resource, items),
+            lambda etype, obj: self.apply(kind.resource, etype, obj),
+            log=log,
+        ).run(stop)
 
 
 # -- the proxy ----------------------------------------------------------------------------------

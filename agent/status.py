@@ -233,7 +233,7 @@ def compute_phase(
 
 
 def _condition(
-    old: Mapping[str, dict[str, Any]], ctype: str, ok: bool, now: float, reason: str = "", message: str = ""
+    old: Mapping[str | None, dict[str, Any]], ctype: str, ok: bool, now: float, reason: str = "", message: str = ""
 ) -> dict[str, Any]:
     status = "True" if ok else "False"
     prev = old.get(ctype)
@@ -282,7 +282,9 @@ def compute_pod_status(
     ]
     phase = compute_phase(pod, init_statuses, statuses)
 
-    old_conds = {c.get("type"): c for c in old_status.get("conditions") or [] if isinstance(c, dict)}
+    old_conds: dict[str | None, dict[str, Any]] = {
+        c.get("type"): c for c in old_status.get("conditions") or [] if isinstance(c, dict)
+    }
     unready = [cs["name"] for cs in statuses if not cs["ready"]]
     incomplete = [cs["name"] for cs in init_statuses if not cs["ready"]]
     completed = phase in TERMINAL_PHASES

@@ -334,7 +334,10 @@ def cert_sans(cert: x509.Certificate) -> tuple[list[str], list[IPAddress]]:
     except x509.ExtensionNotFound:
         return [], []
     dns = [d.lower() for d in ext.get_values_for_type(x509.DNSName)]
-    return dns, list(ext.get_values_for_type(x509.IPAddress))
+    # an IPAddress general name may also hold a network (in name constraints); a SAN holds addresses
+    ips = [ip for ip in ext.get_values_for_type(x509.IPAddress)
+           if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address))]
+    return dns, ips
 
 
 def split_sans(names: list[str]) -> tuple[list[str], list[IPAddress]]:

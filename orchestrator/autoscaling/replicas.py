@@ -53,7 +53,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..controllers.podutil import get_condition, parse_time
+from ..objects.pods import get_condition
+from ..objects.timefmt import parse_time
 from ..objects.validation import parse_quantity
 
 Obj = dict[str, Any]

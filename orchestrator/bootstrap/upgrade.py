@@ -214,7 +214,7 @@ def rolling_upgrade(
     client: Client,
     names: list[str],
     upgrade_one: Callable[[str], None],
-    wait_ready: Callable[[str], None],
+    wait_ready: Callable[[str], object],  # its result is not used
     max_unavailable: int = 1,
     drain_timeout: float = 300.0,
     progress: Progress | None = None,

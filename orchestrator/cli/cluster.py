@@ -19,12 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import config_path
-
-
-def _seconds(value: str) -> float:
-    from .main import seconds
-
-    return seconds(value)
+from .options import global_options, seconds
 
 
 def _fleet_options(p: argparse.ArgumentParser, needs_file: bool = True) -> None:
@@ -34,7 +29,7 @@ def _fleet_options(p: argparse.ArgumentParser, needs_file: bool = True) -> None:
     p.add_argument("--known-hosts", metavar="FILE", action="append", default=None,
                    help="known_hosts file (repeatable; default ~/.dockyard/known_hosts and ~/.ssh/known_hosts)")
     p.add_argument("--wheelhouse", metavar="DIR", help="prebuilt wheelhouse to install instead of building one")
-    p.add_argument("--timeout", type=_seconds, default=180.0, metavar="S",
+    p.add_argument("--timeout", type=seconds, default=180.0, metavar="S",
                    help="how long to wait for each node to become Ready (default 180s)")
     p.add_argument("-o", "--output", choices=["json"], default=None, help="print a JSON summary")
 
@@ -48,9 +43,7 @@ def _upgrade_options(c: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from .main import _global_options
-
-    common = [_global_options(suppress=True)]
+    common = [global_options(suppress=True)]
 
     def add(parent: Any, name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = parent.add_parser(name, parents=common, help=help_text, description=help_text)
@@ -89,7 +82,7 @@ def register(sub: Any) -> None:
     c.add_argument("names", nargs="+", metavar="NODE")
     c.add_argument("--ignore-daemonsets", action="store_true", help="leave DaemonSet pods in place")
     c.add_argument("--force", action="store_true", help="also delete pods not managed by a controller")
-    c.add_argument("--timeout", type=_seconds, default=300.0, metavar="S", help="give up after S seconds")
+    c.add_argument("--timeout", type=seconds, default=300.0, metavar="S", help="give up after S seconds")
     c.add_argument("--grace-period", type=int, default=None, metavar="N", help="seconds each pod gets to stop")
 
 

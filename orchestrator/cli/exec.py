@@ -29,12 +29,11 @@ from ..client import ConnectionFailed, ssl_context
 from ..errors import ApiError
 from . import output
 from .logs import pod_name
+from .options import global_options
 
 
 def register(subparsers: Any) -> None:
-    from .main import _global_options
-
-    p = subparsers.add_parser("exec", parents=[_global_options(suppress=True)],
+    p = subparsers.add_parser("exec", parents=[global_options(suppress=True)],
                               help="run a command in a container of a pod",
                               description="run a command in a container of a pod; its exit code is returned")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
@@ -79,6 +78,7 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
 def cmd_exec(args: argparse.Namespace) -> int:
     from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
     from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
 
     command = list(args.cmd)
     if command and command[0] == "--":
@@ -91,7 +91,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
         ctx = ssl_context(client.ca_pem) if url.startswith("wss://") else None
         try:
-            ws = connect(url, ssl=ctx, additional_headers=headers, subprotocols=list(execproto.SUBPROTOCOLS),  # type: ignore[arg-type]
+            ws = connect(url, ssl=ctx, additional_headers=headers,
+                         subprotocols=[Subprotocol(p) for p in execproto.SUBPROTOCOLS],
                          max_size=None, compression=None, open_timeout=30, user_agent_header="dockyard")
         except InvalidStatus as e:
             body = e.response.body or b""

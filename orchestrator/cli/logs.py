@@ -16,6 +16,7 @@ import httpx
 
 from ..client import ConnectionFailed
 from . import output
+from .options import global_options
 
 
 def pod_name(target: str) -> str:
@@ -28,9 +29,7 @@ def pod_name(target: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    from .main import _global_options
-
-    p = subparsers.add_parser("logs", parents=[_global_options(suppress=True)],
+    p = subparsers.add_parser("logs", parents=[global_options(suppress=True)],
                               help="print the logs of a container in a pod",
                               description="print the logs of a container in a pod")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")

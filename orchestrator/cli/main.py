@@ -9,7 +9,9 @@ imported only when started, so the CLI works on a machine that has only the clie
 Global options (`--kubeconfig`, `--context`, `-n/--namespace`) are accepted before or after
 the subcommand: they are declared on the root parser and again, with suppressed defaults,
 on each subcommand, so a value given in either place wins and an absent one does not
-overwrite the other.
+overwrite the other. They and the option types live in `orchestrator.cli.options`, which
+the command modules that `register` their own subcommands (logs, exec, top, cluster,
+rollout) import too: no command module imports this one.
 
 Exit codes: 0 success; 1 the operation failed, with exactly one line per failure on stderr
 (`error: …` for local problems, `Error from server (Reason): …` for API errors); 2 usage
@@ -27,6 +29,7 @@ from typing import Any
 
 from ..errors import ApiError
 from ..objects.kinds import UnknownKind
+from .options import global_options, host_port, non_negative_int, seconds
 
 DEFAULT_DATA_DIR = "/var/lib/dockyard"
 DEFAULT_AGENT_DATA_DIR = "/var/lib/dockyard-agent"
@@ -39,53 +42,7 @@ DEFAULT_NODE_STATUS_PERIOD = 60.0
 Handler = Callable[[argparse.Namespace], int]
 
 
-# -- option types ------------------------------------------------------------------------
-
-
-def host_port(value: str) -> str:
-    """`HOST:PORT` (HOST may be empty or a bracketed IPv6 address); returned unchanged."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    if ":" in host and not (host.startswith("[") and host.endswith("]")):
-        raise argparse.ArgumentTypeError(f"IPv6 addresses need brackets: [ADDR]:PORT, got {value!r}")
-    return value
-
-
-def non_negative_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {n}")
-    return n
-
-
-def seconds(value: str) -> float:
-    """Seconds as a number, optionally with an `s` suffix (`10`, `2.5`, `30s`)."""
-    text = value[:-1] if value.endswith("s") else value
-    try:
-        n = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
-    return n
-
-
 # -- parser ------------------------------------------------------------------------------
-
-
-def _global_options(suppress: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    default = argparse.SUPPRESS if suppress else None
-    g = p.add_argument_group("global options")
-    g.add_argument("--kubeconfig", metavar="FILE", default=default,
-                   help="client config (default $DOCKYARD_CONFIG or ~/.dockyard/config)")
-    g.add_argument("--context", metavar="NAME", default=default, help="context of the config to use")
-    g.add_argument("-n", "--namespace", metavar="NS", default=default, help="namespace to work in")
-    return p
 
 
 def _files(p: argparse.ArgumentParser, required: bool) -> None:
@@ -144,11 +101,11 @@ def _backoff_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockyard",
-        parents=[_global_options(suppress=False)],
+        parents=[global_options(suppress=False)],
         description="Dockyard: a Kubernetes-shaped container orchestrator for Docker hosts.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = [_global_options(suppress=True)]
+    common = [global_options(suppress=True)]
 
     def add(name: str, handler: str, help_text: str, parents: list[Any] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=common if parents is None else parents, help=help_text,

@@ -39,6 +39,7 @@ from ..objects import workloads
 from ..objects.kinds import by_kind
 from . import output
 from .apply import parse_targets
+from .options import global_options
 from .output import CliError
 
 DEPLOY = by_kind("apps/v1", "Deployment")
@@ -72,9 +73,7 @@ def duration(value: str) -> float:
 
 
 def register(subparsers: Any) -> None:
-    from .main import _global_options
-
-    common = [_global_options(suppress=True)]
+    common = [global_options(suppress=True)]
     p = subparsers.add_parser("rollout", parents=common, help="manage the rollout of a deployment",
                               description="manage the rollout of a deployment")
     sub = p.add_subparsers(dest="rollout_command", metavar="SUBCOMMAND", required=True)

@@ -12,15 +12,14 @@ from typing import Any
 
 from ..objects.kinds import by_kind
 from . import output
+from .options import global_options
 
 METRICS = "/apis/metrics.k8s.io/v1beta1"
 NODE = by_kind("v1", "Node")
 
 
 def register(subparsers: Any) -> None:
-    from .main import _global_options
-
-    p = subparsers.add_parser("top", parents=[_global_options(suppress=True)],
+    p = subparsers.add_parser("top", parents=[global_options(suppress=True)],
                               help="show CPU and memory use of pods or nodes",
                               description="show CPU and memory use of pods or nodes")
     p.add_argument("what", choices=["pods", "pod", "po", "nodes", "node", "no"], metavar="pods|nodes")

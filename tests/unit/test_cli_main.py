@@ -136,3 +136,32 @@ def test_agent_takes_its_join_token_from_the_environment(monkeypatch, capsys) ->
     monkeypatch.setattr(cli, "load_handler", lambda spec: lambda args: seen.setdefault("token", args.token) and 0)
     assert cli.main(["agent", "--server", "https://127.0.0.1:1"]) == 0
     assert seen["token"] == "K10abc::node:s3cret"
+
+
+def test_no_command_module_imports_cli_main() -> None:
+    """cli.main imports the command modules; they take what they share from cli.options."""
+    import ast
+
+    cli_dir = Path(cli.__file__).parent
+    offenders = []
+    for path in sorted(cli_dir.glob("*.py")):
+        if path.name == "main.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ("." * node.level) + (node.module or "")
+                names = {a.name for a in node.names}
+                if target in (".main", "orchestrator.cli.main") or (target == "." and "main" in names):
+                    offenders.append(path.name)
+            elif isinstance(node, ast.Import) and any(a.name == "orchestrator.cli.main" for a in node.names):
+                offenders.append(path.name)
+    assert offenders == []
+
+
+def test_the_option_types_live_in_cli_options() -> None:
+    from orchestrator.cli import options
+
+    assert cli.host_port is options.host_port and cli.seconds is options.seconds
+    assert options.seconds("30s") == 30.0
+    with pytest.raises(argparse.ArgumentTypeError):
+        options.non_negative_int("-1")
