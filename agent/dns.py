@@ -39,12 +39,13 @@ from typing import Any
 from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, SRV, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
+from orchestrator.objects import Obj
+
 log = logging.getLogger("dockyard.agent.dns")
 
 CLUSTER_DOMAIN = "cluster.local"
 TTL = 5
 RECORDS_FORMAT = 1  # the version of `ClusterIndex.as_dict`; a reader refuses any other
-Obj = dict[str, Any]
 
 
 def search_domains(namespace: str, domain: str = CLUSTER_DOMAIN) -> list[str]:

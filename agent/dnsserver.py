@@ -76,6 +76,8 @@ from typing import Any, Literal
 from dnslib import CLASS, QTYPE, RR, TXT, DNSRecord
 from dnslib.server import DNSHandler
 
+from orchestrator.objects import Obj
+
 from .dns import ClusterIndex, ClusterResolver, QuietLogger, read_upstreams
 
 log = logging.getLogger("dockyard.agent.dnsserver")
@@ -93,7 +95,6 @@ IDENTITY_NAME = "id.server."
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding the `agent` package
 
 Plan = Literal["adopt", "start", "replace"]
-Obj = dict[str, Any]
 
 
 class DNSServerError(OSError):

@@ -29,11 +29,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from orchestrator.errors import ApiError
+from orchestrator.objects import Obj
 
-Obj = dict[str, Any]
 ListFn = Callable[[], Obj]  # the list object: {"metadata": {"resourceVersion"}, "items": [...]}
 WatchFn = Callable[[str | None], Iterable[Obj]]  # watch events from a resourceVersion
 OnList = Callable[[list[Obj]], None]

@@ -33,14 +33,14 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from orchestrator.objects import Obj
 
 from .serviceproxy import DEFAULT_PREFIX, ClusterState, Iptables, RuleSet, remove_rules, render_restore
 
 log = logging.getLogger("dockyard.agent.network")
 
 ROUTE_PROTO = "211"
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.client import Client
+from orchestrator.objects import Obj
 from orchestrator.objects.kinds import Kind, by_kind
 
 from .listwatch import ListWatch
@@ -82,7 +83,6 @@ LOCALNET = "127.0.0.0/8"
 ROUTE_LOCALNET = "net/ipv4/conf/all/route_localnet"  # under /proc/sys
 WATCH_TIMEOUT = 60
 
-Obj = dict[str, Any]
 
 
 class IptablesError(Exception):

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from ..objects import printers
+from ..objects import Obj, printers
 from ..objects.kinds import Kind
 
-Obj = dict[str, Any]
 META_GROUP = "meta.k8s.io"
 
 

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..objects import Obj
 from ..objects.kinds import by_kind
 from ..objects.nodeaddr import metrics_port, node_address
 from ..objects.scrape import parse_scrape
@@ -53,7 +54,6 @@ from .replicas import MetricError, PodMetric
 
 log = logging.getLogger("dockyard.autoscaling")
 
-Obj = dict[str, Any]
 NODE = by_kind("v1", "Node")
 SCRAPE_TIMEOUT = 5.0
 AGENT_SAMPLE_WINDOW = 10.0  # seconds an agent CPU rate covers, at most (its sample TTL is shorter)

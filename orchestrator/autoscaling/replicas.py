@@ -53,11 +53,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..objects import Obj
 from ..objects.pods import get_condition
 from ..objects.timefmt import parse_time
 from ..objects.validation import parse_quantity
-
-Obj = dict[str, Any]
 
 DEFAULT_TOLERANCE = 0.1
 CPU_INITIALIZATION_PERIOD = 300.0

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..client import Client, ConnectionFailed
 from ..errors import ApiError
-from ..objects import printers
+from ..objects import Obj, printers
 from ..objects.kinds import Kind, resolve
 from ..objects.printers import NONE, age
 from ..objects.resources.event import event_last_seen, event_object
@@ -32,7 +32,6 @@ from . import output, tables
 from .apply import LAST_APPLIED, parse_targets
 from .output import with_type
 
-Obj = dict[str, Any]
 _IGNORED_ANNOTATIONS = (LAST_APPLIED,)
 
 

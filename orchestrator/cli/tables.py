@@ -17,16 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..objects import printers
+from ..objects import Obj, printers
 from ..objects.kinds import Kind
-
-Obj = dict[str, Any]
 
 
 def now_utc() -> datetime:

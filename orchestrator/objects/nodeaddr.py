@@ -15,12 +15,11 @@ address (see `orchestrator.nodecerts`).
 
 from __future__ import annotations
 
-from typing import Any
+from . import Obj
 
 METRICS_PORT_ANNOTATION = "dockyard.io/metrics-port"
 ADDRESS_PREFERENCE = ("InternalIP", "ExternalIP", "Hostname")
 
-Obj = dict[str, Any]
 
 
 def node_address(node: Obj) -> str | None:

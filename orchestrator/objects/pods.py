@@ -18,11 +18,9 @@ Definitions follow the Kubernetes controller utilities:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
+from . import Obj
 from .timefmt import as_utc, parse_time, rfc3339
-
-Obj = dict[str, Any]
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import Obj
 from .timefmt import parse_time
 
-Obj = dict[str, Any]
 Cell = str | int
 CellsFn = Callable[[Obj, datetime], list[Cell]]
 NONE = "<none>"

@@ -38,13 +38,12 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from . import Obj
 from .fielderrors import FieldError
 from .names import dns1123_subdomain_error
 from .printers import GENERIC as NAME_AND_AGE
 from .printers import Printer
 from .schema import Struct
-
-Obj = dict[str, Any]
 
 
 class Strategy:

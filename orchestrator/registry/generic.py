@@ -44,12 +44,10 @@ from typing import Any
 
 from .. import errors
 from ..errors import ApiError
-from ..objects import fielderrors, patch, schema, selectors, validation
+from ..objects import Obj, fielderrors, patch, schema, selectors, validation
 from ..objects.kinds import KINDS, Kind, by_kind
 from ..objects.timefmt import rfc3339
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
-
-Obj = dict[str, Any]
 
 MAX_GRACE_TIMESTAMP = 100 * 365 * 86400  # seconds a deletionTimestamp may lie ahead
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

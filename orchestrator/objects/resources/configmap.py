@@ -8,12 +8,13 @@ import binascii
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..configdata import MAX_CONFIG_SIZE, validate_immutable_data_update, validate_keys
 from ..fielderrors import TOO_LONG, FieldError, invalid
 from ..jsonfields import dict_of
 from ..printers import AGE, NAME, Cell, Column, Printer, created, name_of
 from ..schema import BOOLEAN, STRING, TOP_LEVEL, MapOf
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def validate(obj: dict[str, Any]) -> list[FieldError]:

@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, forbidden, invalid, not_supported
 from ..jsonfields import child, dict_of, set_default
 from ..podspec import pod_template_spec_defaults, validate_selector_update, validate_workload
@@ -38,7 +39,7 @@ from ..schema import (
     ListOf,
     struct,
 )
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def set_defaults(obj: dict[str, Any]) -> None:

@@ -7,11 +7,12 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, invalid
 from ..jsonfields import dicts_of
 from ..printers import AGE, NAME, NONE, Cell, Column, Printer, created, name_of
 from ..schema import INT32, OBJECT_REFERENCE, STRING, TOP_LEVEL, ListOf, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def validate(obj: dict[str, Any]) -> list[FieldError]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, enum, invalid, nonnegative, required
 from ..jsonfields import dict_of
 from ..printers import Cell, Column, Printer, age, as_int, meta_of, name_of
 from ..schema import INT32, OBJECT_REFERENCE, STRING, TOP_LEVEL, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def validate(obj: dict[str, Any]) -> list[FieldError]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, enum, forbidden, invalid, nonnegative, not_supported, required
 from ..jsonfields import child, dict_of, dicts_of, set_default
 from ..printers import AGE, NAME, NONE, Cell, Column, Printer, as_int, created, name_of, spec_of, status_of
 from ..quantity import parse_quantity
 from ..schema import CONDITION, INT32, INT64, LABEL_SELECTOR, QUANTITY, STRING, TOP_LEVEL, ListOf, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def _hpa_rules(behavior: dict[str, Any], direction: str, window: int, policies: list[dict[str, Any]]) -> None:

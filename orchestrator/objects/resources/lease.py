@@ -7,11 +7,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, invalid
 from ..jsonfields import dict_of
 from ..printers import AGE, NAME, Cell, Column, Printer, created, name_of, spec_of
 from ..schema import INT32, STRING, TOP_LEVEL, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 _MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 

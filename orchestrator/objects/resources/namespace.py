@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, enum
 from ..jsonfields import child, dict_of, set_default
 from ..names import dns1123_label_error
 from ..printers import AGE, NAME, Cell, Column, Printer, created, name_of, status_of
 from ..schema import CONDITION, STRING, TOP_LEVEL, ListOf, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def set_defaults(obj: dict[str, Any]) -> None:

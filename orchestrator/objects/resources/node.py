@@ -7,6 +7,7 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, duplicate, enum, forbidden, invalid, required
 from ..jsonfields import dict_of, dicts_of, list_of
 from ..podspec import TAINT_EFFECTS
@@ -26,7 +27,7 @@ from ..schema import (
     struct,
 )
 from ..selectors import label_key_error, label_value_error
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def _validate_cidr(value: Any, path: str) -> list[FieldError]:

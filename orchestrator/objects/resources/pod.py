@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, enum, forbidden, invalid, nonnegative, show
 from ..jsonfields import child, dict_of, dicts_of, list_of, set_default
 from ..podspec import pod_spec_defaults, qos_class, validate_pod_spec
@@ -43,7 +44,7 @@ from ..schema import (
     ListOf,
     struct,
 )
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def set_defaults(obj: dict[str, Any]) -> None:

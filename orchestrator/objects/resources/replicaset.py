@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError
 from ..jsonfields import child, set_default
 from ..podspec import pod_template_spec_defaults, validate_selector_update, validate_workload
@@ -25,7 +26,7 @@ from ..printers import (
     template_cells,
 )
 from ..schema import CONDITION, INT32, INT64, LABEL_SELECTOR, POD_TEMPLATE_SPEC, TOP_LEVEL, ListOf, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def set_defaults(obj: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
+from .. import Obj
 from ..fielderrors import FieldError, duplicate, enum, forbidden, invalid, nonnegative, required
 from ..jsonfields import child, dict_items, dict_of, dicts_of, set_default
 from ..names import dns1035_label_error, dns1123_label_error, dns1123_subdomain_error
@@ -27,7 +28,7 @@ from ..printers import (
     status_of,
 )
 from ..schema import ANY, BOOLEAN, CONDITION, INT32, INT_OR_STRING, STRING, TOP_LEVEL, ListOf, MapOf, struct
-from ..strategy import Obj, Strategy
+from ..strategy import Strategy
 
 
 def set_defaults(obj: dict[str, Any]) -> None:
