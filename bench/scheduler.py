@@ -19,7 +19,6 @@ Run: `python bench/scheduler.py [--nodes 1000] [--pods 10000]`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -106,34 +105,19 @@ class TimedScheduler(Scheduler):
         return result
 
 
-async def run_scheduler(registry: Registry, pods: int, timeout: float) -> tuple[float, TimedScheduler]:
+def run_scheduler(registry: Registry, pods: int, timeout: float) -> tuple[float, TimedScheduler]:
+    """Start the runner (its own thread and loop) with the scheduler alone; wait until all are bound."""
     scheduler = TimedScheduler(registry, EventRecorder(registry, "default-scheduler"))
     runner = Runner(registry, [scheduler])
     t0 = time.perf_counter()
-    await runner.start()
+    runner.start()
     try:
         while scheduler.bound < pods and time.perf_counter() - t0 < timeout:
-            await asyncio.sleep(0.005)
+            time.sleep(0.005)
         elapsed = time.perf_counter() - t0
     finally:
-        await stop(runner)
+        runner.stop()
     return elapsed, scheduler
-
-
-async def stop(runner: Runner) -> None:
-    """`Runner.stop`, cancelling again a task that swallowed its cancellation.
-
-    On Python 3.11 `asyncio.wait_for` (used by `Watch.next`) can lose a cancellation that
-    arrives just as the awaited item does, so a busy watch task may survive one cancel.
-    """
-    for _ in range(100):
-        alive = [t for t in runner.tasks if not t.done()]
-        if not alive:
-            break
-        for t in alive:
-            t.cancel()
-        await asyncio.wait(alive, timeout=0.1)
-    runner.tasks.clear()
 
 
 def baseline(registry: Registry, nodes: int, pods: int) -> float:
@@ -163,7 +147,7 @@ def main() -> int:
               f"{(args.pods + PODS_PER_RS - 1) // PODS_PER_RS} ReplicaSets, twice, in {time.perf_counter() - t0:.1f}s")
 
         base_s = baseline(base_registry, args.nodes, args.pods)
-        elapsed, scheduler = asyncio.run(run_scheduler(registry, args.pods, args.timeout))
+        elapsed, scheduler = run_scheduler(registry, args.pods, args.timeout)
 
         pods = registry.items(POD, "default")
         node_names = {n["metadata"]["name"] for n in registry.items(NODE)}

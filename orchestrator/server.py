@@ -1,9 +1,13 @@
 """Assembling and running the master (`dockyard master`) and the all-in-one `dockyard up`.
 
-The master is one asyncio process: uvicorn serves the API over TLS, and the controllers,
-the scheduler and store compaction run as tasks on the same loop, talking to the
-registry in-process. `up` adds a node agent in a thread of the same process, with its
-own node identity, talking to the API over HTTPS like any remote agent would.
+The master is one process. uvicorn serves the API over TLS on the main asyncio loop,
+which only serves requests and watches. The controllers run in a `Runner` of their own
+(the controller manager: a thread with its own event loop and shared informers), and so
+does the scheduler; both talk to the registry in-process (it is thread-safe) and each can
+be switched on and off as a unit (`start_controllers` / `stop_controllers`). Store
+compaction and Event pruning run in a worker thread, off the API's loop. `up` adds a node
+agent in a thread of the same process, with its own node identity, talking to the API
+over HTTPS like any remote agent would.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .controllers.nodes import (
 from .controllers.services import DEFAULT_SERVICE_CIDR, service_allocation_hook
 from .controllers.workloads import DeploymentController, ReplicaSetController
 from .objects.files import write_private
+from .objects.kinds import by_kind
 from .pki import ClusterPKI, load_or_create_pki, node_token, write_kubeconfig
 from .reconcile.events import EventRecorder
 from .reconcile.runner import Runner
@@ -50,6 +55,7 @@ from .store import SQLiteStore
 
 log = logging.getLogger("dockyard.master")
 
+NODE = by_kind("v1", "Node")
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 HISTORY_KEPT = 20000  # revisions of history kept for watch resumption
 
@@ -110,6 +116,10 @@ class Master:
         self.api = ApiServer(self.registry, self.authn, self.pki.ca_cert_pem, self.mint_node_token,
                              sign_serving_csr=self.sign_serving_csr)
         self.api.add_routes(proxy.routes(self.api, self.pki))
+        self.metrics, metric_routes = mastermetrics.routes(
+            self.api, self.authn, self.pki.node_secret, cfg.data_dir,
+            lambda: self.registry.items(NODE), cfg.server_url)
+        self.api.add_routes(metric_routes)
         recorder = EventRecorder(self.registry, "dockyard-controller-manager")
         self.events = recorder
         self.runner = Runner(
@@ -117,17 +127,26 @@ class Master:
             [
                 DeploymentController(self.registry, recorder),
                 ReplicaSetController(self.registry, recorder),
-                Scheduler(self.registry, EventRecorder(self.registry, "default-scheduler")),
                 GarbageCollector(self.registry),
                 NamespaceController(self.registry),
                 NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds, cfg.eviction_timeout_seconds),
                 HorizontalPodAutoscalerController(
-                    self.registry, recorder, make_source(self.registry, cfg.prometheus_url), cfg.hpa_sync_seconds
+                    self.registry, recorder, sync_seconds=cfg.hpa_sync_seconds,
+                    source_factory=lambda: make_source(self.registry, cfg.prometheus_url),
                 ),
                 EndpointsController(self.registry),
             ],
+            name="controller-manager",
+            on_sync=self.metrics.observe_sync,
         )
-        self.api.add_routes(mastermetrics.routes(self))
+        self.scheduler_runner = Runner(
+            self.registry,
+            [Scheduler(self.registry, EventRecorder(self.registry, "default-scheduler"))],
+            name="scheduler",
+            on_sync=self.metrics.observe_sync,
+        )
+        self.runners = [self.runner, self.scheduler_runner]
+        self.metrics.watch_state(self.runners, self.store)
         self.server: uvicorn.Server | None = None
         self.started = threading.Event()
 
@@ -157,14 +176,28 @@ class Master:
     def node_client(self, node_name: str) -> Client:
         return Client(self.cfg.server_url, self.mint_node_token(node_name), self.pki.ca_cert_pem)
 
+    def start_controllers(self) -> None:
+        """Start the controller manager and the scheduler (each in its own thread). Idempotent."""
+        for runner in self.runners:
+            runner.start()
+
+    def stop_controllers(self) -> None:
+        """Stop them and join their threads. Idempotent; they can be started again."""
+        for runner in self.runners:
+            runner.stop()
+
+    def compact(self) -> None:
+        """Compact the store's history and prune old Events (blocking: run it off the API loop)."""
+        target = self.store.current_revision() - HISTORY_KEPT
+        if target > self.store.compact_revision:
+            self.store.compact(target)
+        self.events.prune()
+
     async def _compact_loop(self) -> None:
         while True:
             await asyncio.sleep(60)
             try:
-                target = self.store.current_revision() - HISTORY_KEPT
-                if target > self.store.compact_revision:
-                    self.store.compact(target)
-                self.events.prune()
+                await asyncio.to_thread(self.compact)
             except Exception:
                 log.exception("compaction failed")
 
@@ -173,7 +206,7 @@ class Master:
                                    ssl_certfile=str(self.pki.server_cert_path),
                                    ssl_keyfile=str(self.pki.server_key_path))
         self.server = uvicorn.Server(config)
-        await self.runner.start()
+        await asyncio.to_thread(self.start_controllers)
         compactor = asyncio.create_task(self._compact_loop())
         watcher = asyncio.create_task(self._signal_started())
         try:
@@ -181,7 +214,7 @@ class Master:
         finally:
             compactor.cancel()
             watcher.cancel()
-            await self.runner.stop()
+            await asyncio.to_thread(self.stop_controllers)
             self.store.close()
 
     async def _signal_started(self) -> None:
@@ -282,7 +315,11 @@ def main_up(args: Any) -> int:
     if threading.current_thread() is threading.main_thread():
         # uvicorn re-raises the SIGTERM it captured once it has shut down; with the default
         # action the process would die there, before the agent removes its network rules
-        signal.signal(signal.SIGTERM, lambda *_: (stop.set(), master.stop()))
+        def on_sigterm(*_: Any) -> None:
+            stop.set()
+            master.stop()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
         serving.run(master.serve())
     finally:

@@ -1,6 +1,7 @@
 """The master's own Prometheus metrics, and Prometheus service discovery for the cluster.
 
-Routes (`routes(master)`, served ahead of the API's catch-all):
+Routes (`routes(...)`, served ahead of the API's catch-all; the master passes what they
+need, this module knows nothing of the master's assembly):
 
 * ``GET /metrics``: the master's series in the Prometheus text format, from a registry of
   its own (never the process-global one):
@@ -11,7 +12,9 @@ Routes (`routes(master)`, served ahead of the API's catch-all):
     collection (a watch is counted as a LIST: only its set-up time is measured);
     ``resource`` is ``pods``, ``deployments/scale``, ... and empty for other paths;
   - ``dockyard_controller_sync_duration_seconds{controller}`` (histogram): each
-    controller's `sync`, the scheduler's included (one sync is one scheduling attempt);
+    controller's `sync`, the scheduler's included (one sync is one scheduling attempt),
+    through the runners' `on_sync` hook (`MasterMetrics.observe_sync`, called from the
+    runners' threads; the prometheus_client metrics are thread-safe);
   - ``dockyard_controller_queue_depth{controller}``: keys waiting in each work queue;
   - ``dockyard_store_size_bytes`` (database plus write-ahead log), ``dockyard_store_revision``.
 
@@ -37,10 +40,9 @@ import hashlib
 import hmac
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -53,13 +55,9 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ApiError
 from ..objects.files import write_private
 from ..objects.kinds import by_kind
+from ..objects.nodeaddr import metrics_port, node_address
 from . import auth
-from .app import parse_path
-from .proxy import metrics_port, node_address
-
-if TYPE_CHECKING:
-    from ..reconcile.runner import Runner
-    from ..server import Master
+from .app import ApiServer, parse_path
 
 log = logging.getLogger("dockyard.api.metrics")
 NODE = by_kind("v1", "Node")
@@ -112,17 +110,32 @@ def sd_targets(nodes: list[dict[str, Any]], master_url: str, role: str | None = 
     return groups
 
 
-class _StateCollector(Collector):
-    """Queue depths and store size, read at scrape time."""
+class QueueDepths(Protocol):
+    """What the metrics read of a controller runner (`reconcile.runner.Runner`)."""
 
-    def __init__(self, runner: Runner, store: Any) -> None:
-        self.runner = runner
+    def queue_depth(self) -> dict[str, int]: ...
+
+
+class StoreStats(Protocol):
+    def size_bytes(self) -> int: ...
+
+    def current_revision(self) -> int: ...
+
+
+class _StateCollector(Collector):
+    """Queue depths and store size, read at scrape time (safe while the runners run)."""
+
+    def __init__(self, runners: Sequence[QueueDepths], store: StoreStats) -> None:
+        self.runners = list(runners)
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("dockyard_controller_queue_depth", "Keys waiting in a controller's work queue.",
                                   labels=["controller"])
-        for name, n in sorted(self.runner.queue_depth().items()):
+        depths: dict[str, int] = {}
+        for runner in self.runners:
+            depths.update(runner.queue_depth())
+        for name, n in sorted(depths.items()):
             depth.add_metric([name], n)
         yield depth
         yield GaugeMetricFamily("dockyard_store_size_bytes", "Size of the store on disk (database and WAL).",
@@ -158,23 +171,13 @@ class MasterMetrics:
         except Exception:  # measuring must never fail a request
             log.exception("could not record the metrics of %s %s", method, path)
 
-    def instrument(self, runner: Runner) -> None:
-        """Time every controller's sync (wraps the bound method on the instance)."""
-        for c in runner.controllers:
-            c.sync = self._timed(c.name, c.sync)  # type: ignore[method-assign]
-        self.registry.register(_StateCollector(runner, runner.registry.store))
+    def observe_sync(self, controller: str, key: str, seconds: float, error: BaseException | None) -> None:
+        """A runner's `on_sync` hook: one controller sync took `seconds`."""
+        self.sync_seconds.labels(controller).observe(seconds)
 
-    def _timed(self, name: str, sync: Callable[[str], None]) -> Callable[[str], None]:
-        child = self.sync_seconds.labels(name)
-
-        def timed(key: str) -> None:
-            started = time.perf_counter()
-            try:
-                sync(key)
-            finally:
-                child.observe(time.perf_counter() - started)
-
-        return timed
+    def watch_state(self, runners: Sequence[QueueDepths], store: StoreStats) -> None:
+        """Export the runners' queue depths and the store's size at scrape time."""
+        self.registry.register(_StateCollector(runners, store))
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -205,11 +208,13 @@ def _denied() -> Response:
     return Response(json.dumps(err.status()), status_code=401, media_type="application/json")
 
 
-def routes(master: Master) -> list[BaseRoute]:
-    """Wire the metrics into `master` (request hook, controller timing) and return the routes."""
-    token = scrape_token(master.pki.node_secret)
-    write_scrape_token(master.cfg.data_dir, token)
-    mm = MasterMetrics(master.authn, token, lambda: master.registry.items(NODE), master.cfg.server_url)
-    master.api.request_hooks.append(mm.observe_request)
-    mm.instrument(master.runner)
-    return [Route("/metrics", mm.metrics, methods=["GET"]), Route(TARGETS_PATH, mm.targets, methods=["GET"])]
+def routes(api: ApiServer, authn: auth.Authenticator, node_secret: bytes, data_dir: Path,
+           nodes: Callable[[], list[dict[str, Any]]], master_url: str) -> tuple[MasterMetrics, list[BaseRoute]]:
+    """The metrics of a master and their routes; API requests are measured at once (through
+    `api.request_hooks`). The caller hands `observe_sync` to its runners (`on_sync`) and
+    calls `watch_state` with them and the store."""
+    token = scrape_token(node_secret)
+    write_scrape_token(data_dir, token)
+    mm = MasterMetrics(authn, token, nodes, master_url)
+    api.request_hooks.append(mm.observe_request)
+    return mm, [Route("/metrics", mm.metrics, methods=["GET"]), Route(TARGETS_PATH, mm.targets, methods=["GET"])]

@@ -101,7 +101,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orchestrator.controllers.podutil import (
-    as_utc,
     controller_ref,
     creation_time,
     format_time,
@@ -110,10 +109,10 @@ from orchestrator.controllers.podutil import (
     is_pod_ready,
     is_terminating,
     owned_by,
-    parse_time,
     pod_phase,
     uid_of,
 )
+from orchestrator.objects.timefmt import as_utc, parse_time
 from orchestrator.objects.workloads import (
     DEADLINE_EXCEEDED,
     HASH_LABEL,

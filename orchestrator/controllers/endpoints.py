@@ -16,7 +16,8 @@ so the usual case — every pod alike — gives exactly one subset.
 Service and Pod events at once (a pod's Ready condition flipping is a pod status event,
 so a pod failing readiness leaves the Endpoints within the agent's probe period), plus a
 periodic resync. Endpoints of a Service without a selector are the user's and are never
-touched; the Endpoints of a deleted Service are deleted with it.
+touched; the Endpoints of a deleted Service are deleted with it. Services and pods are
+read from the runner's informer caches (read-only; the registry when run without a runner).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ApiError
-from ..objects.kinds import by_kind
+from ..objects import Obj
+from ..objects.kinds import Kind, by_kind
 from ..objects.selectors import selector_from_spec
 from ..reconcile.runner import Controller, split_key
 from ..registry import Registry
@@ -39,7 +41,6 @@ POD = by_kind("v1", "Pod")
 MANAGED_BY = "endpoints.dockyard.io/managed-by"
 CONTROLLER_NAME = "endpoint-controller"
 
-Obj = dict[str, Any]
 
 
 def pod_is_ready(pod: Obj) -> bool:
@@ -159,7 +160,7 @@ class EndpointsController(Controller):
     def __init__(self, registry: Registry) -> None:
         super().__init__(registry)
 
-    def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
         if kind is SERVICE:
             return super().keys_for(kind, event_type, obj)
         ns = (obj.get("metadata") or {}).get("namespace")
@@ -167,7 +168,7 @@ class EndpointsController(Controller):
         # Services with a selector are looked at again; a sync that changes nothing is a read.
         return [
             f"{ns}/{s['metadata']['name']}"
-            for s in self.registry.items(SERVICE, ns)
+            for s in self.lister(SERVICE).list(ns)
             if (s.get("spec") or {}).get("selector")
         ]
 
@@ -191,7 +192,8 @@ class EndpointsController(Controller):
                         if e.code != 404:
                             raise
             return
-        desired = endpoints_object(svc, compute_endpoints(svc, self.registry.items(POD, ns)))
+        # the namespace's pods from the runner's cache (shared, read-only), not a store list
+        desired = endpoints_object(svc, compute_endpoints(svc, self.lister(POD).list(ns)))
         if current is None:
             self.registry.create(ENDPOINTS, ns, desired)
             return

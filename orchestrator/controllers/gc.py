@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ApiError
-from ..objects.kinds import KINDS, by_kind
+from ..objects.kinds import KINDS, Kind, by_kind
 from ..reconcile.runner import Controller
 
 log = logging.getLogger("dockyard.gc")
@@ -29,7 +29,7 @@ class GarbageCollector(Controller):
     watches = OWNER_KINDS
     resync_seconds = 15.0
 
-    def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
         return [SCAN] if event_type == "DELETED" else []
 
     def all_keys(self) -> Iterable[str]:

@@ -8,8 +8,11 @@ Prometheus) for each metric, and hands everything to the pure `decide`. It then 
 new scale, the HPA's status (currentReplicas, desiredReplicas, currentMetrics,
 lastScaleTime, the AbleToScale / ScalingActive / ScalingLimited conditions) and Events.
 
-Metric fetching is network I/O, and the runner calls `sync` on the event loop, so `sync`
-only starts an asyncio task per HPA (never two at once for one HPA) and returns. The
+Metric fetching is network I/O, and the runner calls `sync` on its event loop (shared by
+the other controllers of the controller manager), so `sync` only starts an asyncio task
+per HPA (never two at once for one HPA) and returns. When the runner stops, those rounds
+are cancelled and the metrics source, whose HTTP clients belong to that loop, is made
+again with `source_factory` (when given) for the next start. The
 controller's own status writes come back as watch events; they do not trigger a new round
 before the period has passed unless the spec (its generation) changed.
 
@@ -24,7 +27,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..autoscaling.metrics import MetricsSource, make_source
@@ -40,7 +43,8 @@ from ..autoscaling.replicas import (
     store_scale_event,
 )
 from ..errors import ApiError
-from ..objects.kinds import UnknownKind, by_kind
+from ..objects import Obj
+from ..objects.kinds import Kind, UnknownKind, by_kind
 from ..objects.timefmt import rfc3339
 from ..reconcile.events import EventRecorder
 from ..reconcile.runner import Controller, split_key
@@ -52,7 +56,6 @@ HPA = by_kind("autoscaling/v2", "HorizontalPodAutoscaler")
 POD = by_kind("v1", "Pod")
 DEFAULT_SYNC_SECONDS = 15.0
 CONDITION_ORDER = ("AbleToScale", "ScalingActive", "ScalingLimited")
-Obj = dict[str, Any]
 
 
 def sync_seconds_from_env(default: float = DEFAULT_SYNC_SECONDS) -> float:
@@ -80,17 +83,19 @@ class HorizontalPodAutoscalerController(Controller):
     watches = (HPA,)
 
     def __init__(self, registry: Registry, recorder: EventRecorder, source: MetricsSource | None = None,
-                 sync_seconds: float | None = None, tunables: Tunables = Tunables()) -> None:
+                 sync_seconds: float | None = None, tunables: Tunables = Tunables(), *,
+                 source_factory: Callable[[], MetricsSource] | None = None) -> None:
         super().__init__(registry)
         self.events = recorder
-        self.source = source or make_source(registry, None)
+        self.source_factory = source_factory
+        self.source = source or (source_factory() if source_factory else make_source(registry, None))
         self.resync_seconds = sync_seconds if sync_seconds is not None else sync_seconds_from_env()
         self.tunables = tunables
         self.histories: dict[str, History] = {}
         self._last: dict[str, tuple[float, int]] = {}  # key -> (monotonic start of last round, generation)
         self._running: dict[str, asyncio.Task[None]] = {}
 
-    def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
         keys = list(super().keys_for(kind, event_type, obj))
         if event_type == "DELETED":
             for key in keys:
@@ -100,6 +105,15 @@ class HorizontalPodAutoscalerController(Controller):
 
     def all_keys(self) -> Iterable[str]:
         return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.registry.items(HPA)]
+
+    async def stopped(self) -> None:
+        rounds = [t for t in self._running.values() if not t.done()]
+        for t in rounds:
+            t.cancel()
+        await asyncio.gather(*rounds, return_exceptions=True)
+        self._running.clear()
+        if self.source_factory is not None:
+            self.source = self.source_factory()
 
     def forget(self, key: str) -> None:
         self.histories.pop(key, None)
@@ -165,7 +179,8 @@ class HorizontalPodAutoscalerController(Controller):
                                                                   f"target's current scale: {message}")}, {})
 
     async def reconcile(self, key: str) -> None:
-        ns, name = split_key(key)
+        namespace, name = split_key(key)
+        ns = namespace or "default"  # HPAs are namespaced: their keys always name one
         hpa = self.registry.try_get(HPA, ns, name)
         if hpa is None or hpa["metadata"].get("deletionTimestamp"):
             return

@@ -58,6 +58,7 @@ from ..reconcile.events import EventRecorder
 from ..reconcile.runner import Controller
 from ..registry import Registry
 from ..scheduler.core import toleration_tolerates
+from .reservations import Reservations
 
 log = logging.getLogger("dockyard.controllers.nodes")
 
@@ -98,13 +99,25 @@ def pod_cidr_conflict(cidr: str, others: dict[str, str]) -> str | None:
 
 def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, Any]], None]:
     """On Node creation: allocate `spec.podCIDR`, or check that a supplied one overlaps no
-    other node's range (a node claiming another's range would receive its pods' traffic)."""
+    other node's range (a node claiming another's range would receive its pods' traffic).
+
+    Thread-safe: allocations are serialized, and a range handed to a Node not yet stored
+    counts as used (`Reservations`)."""
+    reservations = Reservations()
 
     def hook(node: dict[str, Any]) -> None:
+        with reservations.lock:
+            allocate(node)
+
+    def allocate(node: dict[str, Any]) -> None:
         spec = node.setdefault("spec", {})
         name = (node.get("metadata") or {}).get("name", "")
-        used = {n["metadata"]["name"]: n.get("spec", {}).get("podCIDR") for n in registry.items(NODE)
+        nodes = registry.items(NODE)
+        used = {n["metadata"]["name"]: n.get("spec", {}).get("podCIDR") for n in nodes
                 if n.get("spec", {}).get("podCIDR") and n["metadata"]["name"] != name}
+        for other, cidrs in reservations.in_flight({n["metadata"]["name"] for n in nodes}).items():
+            if other != name and cidrs:
+                used.setdefault(other, cidrs[0])
         if spec.get("podCIDR"):
             owner = pod_cidr_conflict(str(spec["podCIDR"]), used)
             if owner is not None:
@@ -112,6 +125,7 @@ def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, 
                     "field": "spec.podCIDR", "reason": "FieldValueInvalid",
                     "message": f"{spec['podCIDR']} overlaps node {owner}'s pod range {used[owner]}; "
                                "leave it empty to have one allocated"}])
+            reservations.hold(name, [str(spec["podCIDR"])])
             return
         try:
             cidr = allocate_pod_cidr(cluster_cidr, set(used.values()))
@@ -120,6 +134,7 @@ def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, 
                                                   "message": f"{e}; remove unused nodes or widen --cluster-cidr"}]) from None
         spec["podCIDR"] = cidr
         spec["podCIDRs"] = [cidr]
+        reservations.hold(name, [cidr])
 
     return hook
 

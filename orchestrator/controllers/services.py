@@ -5,8 +5,10 @@ Service, after defaulting and before validation, so the address is part of the f
 stored version of the object and never changes afterwards (validation makes `clusterIP`
 immutable on update). The store itself is the allocation table: the hook lists the
 Services that exist and picks the lowest free address, so there is no separate bitmap to
-repair after a crash. Writes are serialized by the single-writer store, and the hook runs
-synchronously in the event loop, so two concurrent creates cannot pick the same address.
+repair after a crash. Creates may come from several threads (the API's loop, the
+controllers' runners): the hook runs under a lock and an address or port handed to a
+Service not yet stored counts as used (`Reservations`), so two concurrent creates cannot
+pick the same one.
 
 * `clusterIP` unset: the lowest free host address of the service CIDR, skipping the
   network address, the first address (kept for a gateway/API service, as Kubernetes keeps
@@ -24,14 +26,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import errors
+from ..objects import Obj
 from ..objects.kinds import by_kind
 from ..objects.validation import NODE_PORT_RANGE, invalid
 from ..registry import Registry
+from .reservations import Reservations
 
 SERVICE = by_kind("v1", "Service")
 DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
 
-Obj = dict[str, Any]
 
 
 class AllocationError(ValueError):
@@ -140,12 +143,49 @@ def plan_allocation(svc: Obj, existing: list[Obj], service_cidr: str) -> None:
         allocate_node_ports(ports, used_node_ports(existing))
 
 
+def _service_key(svc: Obj) -> str:
+    meta = svc.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+def _allocated(svc: Obj) -> list[str]:
+    """What a Service holds, as reservation values: its cluster IP and `port/protocol`s."""
+    spec = svc.get("spec") or {}
+    ip = spec.get("clusterIP")
+    out = [ip] if ip and ip != "None" else []
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict) and port.get("nodePort"):
+            out.append(f"{port['nodePort']}/{port.get('protocol') or 'TCP'}")
+    return out
+
+
+def _as_service(values: tuple[str, ...]) -> Obj:
+    """A stand-in Service holding reserved values, for the allocation functions."""
+    ports: list[Obj] = []
+    ip = None
+    for value in values:
+        if "/" in value:
+            port, proto = value.split("/", 1)
+            ports.append({"nodePort": int(port), "protocol": proto})
+        else:
+            ip = value
+    return {"spec": {"clusterIP": ip, "ports": ports}}
+
+
 def service_allocation_hook(registry: Registry, service_cidr: str) -> Callable[[Obj], None]:
+    reservations = Reservations()
+
     def hook(svc: Obj) -> None:
-        try:
-            plan_allocation(svc, registry.items(SERVICE), service_cidr)
-        except AllocationError as e:
-            name = (svc.get("metadata") or {}).get("name") or ""
-            raise errors.invalid("Service", name, [invalid(e.field, e.value, e.detail).cause()]) from None
+        key = _service_key(svc)
+        with reservations.lock:
+            existing = registry.items(SERVICE)
+            in_flight = reservations.in_flight({_service_key(s) for s in existing})
+            existing.extend(_as_service(values) for k, values in in_flight.items() if k != key)
+            try:
+                plan_allocation(svc, existing, service_cidr)
+            except AllocationError as e:
+                name = (svc.get("metadata") or {}).get("name") or ""
+                raise errors.invalid("Service", name, [invalid(e.field, e.value, e.detail).cause()]) from None
+            reservations.hold(key, _allocated(svc))
 
     return hook

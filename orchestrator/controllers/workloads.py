@@ -1,9 +1,17 @@
 """The effectful side of the ReplicaSet and Deployment controllers.
 
 The decisions are pure (`plan_replicaset`, `plan_deployment`); these classes only read
-the objects a decision needs from the registry, hand them to the planner and carry out
-the plan: create/delete pods, create/update/delete ReplicaSets, write status, and
-record Events. An automatic rollback (`DeploymentPlan.rollback`) is written as an ordinary
+the objects a decision needs, hand them to the planner and carry out the plan:
+create/delete pods, create/update/delete ReplicaSets, write status, and record Events.
+
+Reads: the object being reconciled comes fresh from the registry (it is changed and
+written back); its ReplicaSets and pods come from the runner's informers, through their
+indexes (a namespace's ReplicaSets, the pods of one owner uid), never from a list of
+every pod of the namespace. Those cached objects are shared and read-only: the planners
+copy what they change. Each write's result is noted in the cache (`Lister.note`), so the
+next pass sees the controller's own creations and deletions even before the watch
+delivers them (no duplicate pods from a pass that ran ahead of its events). Without a
+runner (unit tests) the same reads go to the registry. An automatic rollback (`DeploymentPlan.rollback`) is written as an ordinary
 update of the Deployment's spec.template, checked against the resourceVersion that was
 read, so a concurrent user edit wins and the pass is simply retried.
 
@@ -27,8 +35,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ApiError
-from ..objects.kinds import by_kind
+from ..objects.kinds import Kind, by_kind
 from ..reconcile.events import EventRecorder
+from ..reconcile.informer import BY_NAMESPACE, BY_OWNER, note_delete
 from ..reconcile.runner import Controller, split_key
 from ..registry import Registry
 from .deployment import plan_deployment
@@ -72,21 +81,21 @@ class ReplicaSetController(Controller):
         self.events = recorder
         self.max_burst = max_burst
 
-    def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
         if kind is RS:
             return super().keys_for(kind, event_type, obj)
         owner = controller_of(obj, "ReplicaSet")
         return [f"{obj['metadata']['namespace']}/{owner}"] if owner else []
 
     def all_keys(self) -> Iterable[str]:
-        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.registry.items(RS)]
+        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.lister(RS).list()]
 
     def sync(self, key: str) -> None:
         ns, name = split_key(key)
-        rs = self.registry.try_get(RS, ns, name)
+        rs = self.registry.try_get(RS, ns, name)  # fresh, and ours to change
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
-        pods = owned(self.registry.items(POD, ns), rs)
+        pods = owned(self.lister(POD).by_index(BY_OWNER, rs["metadata"]["uid"]), rs)
         now = self.registry.clock()
         plan = plan_replicaset(rs, pods, now, self.max_burst)
         failure: tuple[str, ApiError] | None = None
@@ -99,8 +108,10 @@ class ReplicaSetController(Controller):
             failure = ("FailedDelete", error)
         for pod in plan.release:
             refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != rs["metadata"]["uid"]]
-            self.registry.patch(POD, ns, pod["metadata"]["name"], {"metadata": {"ownerReferences": refs or None}},
-                                "application/merge-patch+json")
+            released = self.registry.patch(POD, ns, pod["metadata"]["name"],
+                                           {"metadata": {"ownerReferences": refs or None}},
+                                           "application/merge-patch+json")
+            self.lister(POD).note(released)
         status = with_replica_failure(plan.status, (failure[0], failure[1].message) if failure else None, now)
         if status != rs.get("status"):
             rs["status"] = status
@@ -110,6 +121,7 @@ class ReplicaSetController(Controller):
         """Create up to `count` pods in slow-start batches; the error that stopped them, if any."""
         ns = rs["metadata"]["namespace"]
         batches: list[int] = []  # pods created per batch (the last one short when it failed)
+        pods = self.lister(POD)
         error: ApiError | None = None
         for size in slow_start_batches(count, self.max_burst):
             made = 0
@@ -119,6 +131,7 @@ class ReplicaSetController(Controller):
                 except ApiError as e:
                     error = e
                     break
+                pods.note(created)  # the next pass counts it, even before the watch brings it
                 made += 1
                 self.events.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
             batches.append(made)
@@ -137,9 +150,10 @@ class ReplicaSetController(Controller):
     def _delete_pods(self, rs: dict[str, Any], pods: list[dict[str, Any]]) -> ApiError | None:
         """Delete the plan's pods (at most `max_burst`); the error that stopped them, if any."""
         ns = rs["metadata"]["namespace"]
+        lister = self.lister(POD)
         for pod in pods:
             try:
-                self.registry.delete(POD, ns, pod["metadata"]["name"])
+                note_delete(lister, self.registry.delete(POD, ns, pod["metadata"]["name"]))
             except ApiError as e:
                 if e.code != 404:
                     self.events.record(rs, "Warning", "FailedDelete", f"Error deleting: {e.message}")
@@ -159,7 +173,7 @@ class DeploymentController(Controller):
         super().__init__(registry)
         self.events = recorder
 
-    def keys_for(self, kind, event_type, obj) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
         ns = obj["metadata"].get("namespace")
         if kind is DEPLOY:
             return super().keys_for(kind, event_type, obj)
@@ -169,24 +183,30 @@ class DeploymentController(Controller):
         rs_name = controller_of(obj, "ReplicaSet")
         if not rs_name:
             return []
-        rs = self.registry.try_get(RS, ns, rs_name)
+        rs = self.lister(RS).get(ns, rs_name)
         owner = controller_of(rs, "Deployment") if rs else None
         return [f"{ns}/{owner}"] if owner else []
 
     def all_keys(self) -> Iterable[str]:
-        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.registry.items(DEPLOY)]
+        return [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in self.lister(DEPLOY).list()]
 
     def sync(self, key: str) -> None:
         ns, name = split_key(key)
-        dep = self.registry.try_get(DEPLOY, ns, name)
+        dep = self.registry.try_get(DEPLOY, ns, name)  # fresh, and ours to change
         if dep is None or dep["metadata"].get("deletionTimestamp"):
             return
-        all_rss = self.registry.items(RS, ns)
-        rs_uids = {rs["metadata"]["uid"] for rs in owned(all_rss, dep)}
-        pods = [
-            p for p in self.registry.items(POD, ns)
-            if any(r.get("uid") in rs_uids for r in p["metadata"].get("ownerReferences") or [])
-        ]
+        # read-only, shared with the other controllers: plan_deployment copies what it changes
+        rs_lister = self.lister(RS)
+        all_rss = rs_lister.by_index(BY_NAMESPACE, ns or "")
+        pod_lister = self.lister(POD)
+        pods: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for rs in owned(all_rss, dep):
+            for pod in pod_lister.by_index(BY_OWNER, rs["metadata"]["uid"]):
+                if pod["metadata"]["uid"] not in seen:  # a pod may name several owners
+                    seen.add(pod["metadata"]["uid"])
+                    pods.append(pod)
+        pods.sort(key=lambda p: p["metadata"]["name"])  # the store's order, as a list reads
         plan = plan_deployment(dep, all_rss, pods, self.registry.clock())
         if plan.rollback is not None:
             # A normal update of the Deployment (generation bumps), guarded by its
@@ -205,16 +225,16 @@ class DeploymentController(Controller):
                                       "application/merge-patch+json")
         if plan.create_rs is not None:
             try:
-                self.registry.create(RS, ns, plan.create_rs)
+                rs_lister.note(self.registry.create(RS, ns, plan.create_rs))
             except ApiError as e:
                 if e.reason != "AlreadyExists":
                     self.events.record(dep, "Warning", "FailedCreate", f"Error creating replica set: {e.message}")
                     raise
         for rs in plan.update_rs:
-            self.registry.update(RS, ns, rs["metadata"]["name"], rs)
+            rs_lister.note(self.registry.update(RS, ns, rs["metadata"]["name"], rs))
         for rs in plan.delete_rs:
             try:
-                self.registry.delete(RS, ns, rs["metadata"]["name"])
+                note_delete(rs_lister, self.registry.delete(RS, ns, rs["metadata"]["name"]))
             except ApiError as e:
                 if e.code != 404:
                     raise

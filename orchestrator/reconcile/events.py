@@ -3,12 +3,16 @@
 Repeated events (same object, type, reason and message) are folded into one object whose
 `count` and `lastTimestamp` advance, like the Kubernetes event recorder. Events older than
 `ttl` are removed by `prune`.
+
+Thread-safe: the controllers record from their runner's thread while the master prunes
+from another; the map of folded events is guarded by a lock, held for no store I/O.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +32,7 @@ class EventRecorder:
         self.component = component
         self.instance = instance or component
         self._names: dict[tuple[str, str, str, str], str] = {}
+        self._lock = threading.Lock()  # guards _names
 
     def record(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
         meta = obj.get("metadata", {})
@@ -35,7 +40,8 @@ class EventRecorder:
         now = rfc3339(self.registry.clock())
         key = (meta.get("uid", ""), etype, reason, message)
         log.info("%s %s/%s: %s", reason, obj.get("kind", "").lower(), meta.get("name"), message)
-        name = self._names.get(key)
+        with self._lock:
+            name = self._names.get(key)
         if name:
             try:
                 ev = self.registry.get(EVENT, ns, name)
@@ -46,7 +52,7 @@ class EventRecorder:
             except ApiError:
                 pass
         name = f"{meta.get('name', 'object')}.{secrets.token_hex(8)}"
-        event = {
+        event: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": name, "namespace": ns},
@@ -72,9 +78,10 @@ class EventRecorder:
             del event["involvedObject"]["namespace"]
         try:
             self.registry.create(EVENT, ns, event)
-            self._names[key] = name
-            if len(self._names) > 4096:
-                self._names.pop(next(iter(self._names)))
+            with self._lock:
+                self._names[key] = name
+                if len(self._names) > 4096:
+                    self._names.pop(next(iter(self._names)))
         except ApiError as e:
             log.warning("could not record event %s: %s", reason, e.message)
 

@@ -27,9 +27,13 @@ pending pod keys), so an admission costs the events written since the previous o
 a list of every pod. The watch is a blocking-mode store watch filled synchronously by the
 writer, and each admission drains it first, so the count is exact when the decision is
 made (two concurrent creations may both pass at `limit - 1`: a slack of the concurrent
-creations, fine for a safety valve). A daemon thread drains it too every `drain_seconds`,
-so events do not pile up while no pod is created. The thread and the watch start at the
-first admission of an unbound pod; `close()` stops them (closing the store does as well).
+creations, fine for a safety valve). Admissions come from several threads (API requests on
+the API's loop, the ReplicaSet controller on the controller manager's thread): the pending
+set and the watch are only touched under `_lock`, the counting thread is started once
+under it, and the watch is a blocking one, so no event loop is involved. A daemon thread
+drains it too every `drain_seconds`, so events do not pile up while no pod is created. The
+thread and the watch start at the first admission of an unbound pod; `close()` stops them
+(closing the store does as well).
 
 Depends only on the store, the kinds table and the API errors: no controller imports.
 """
@@ -40,16 +44,15 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import ApiError
+from ..objects import Obj
 from ..objects.kinds import by_kind
 from ..store import DELETE, Compacted, Store, StoreError, Watch
 from .generic import Registry
 
 log = logging.getLogger("dockyard.admission")
 
-Obj = dict[str, Any]
 
 DEFAULT_MAX_PENDING_PODS = 1000
 ENV_MAX_PENDING_PODS = "DOCKYARD_MAX_PENDING_PODS"

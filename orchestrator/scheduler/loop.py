@@ -1,6 +1,10 @@
 """The scheduler's effectful side: keep a cache from watches, decide, bind or explain.
 
-The controller never lists the registry per pod. Its pod and node watches (delivered by
+The scheduler runs in a controller runner of its own (a thread and event loop apart from
+the API's and the controller manager's), so its state (the cache, the pending and parked
+pods) is only touched from that thread: from `keys_for`, `all_keys` and `sync`.
+
+The controller never lists the registry per pod. Its pod and node informers (delivered by
 the controller runtime through `keys_for`) update a `SchedulerCache` incrementally and
 track the pending pods (no `spec.nodeName`, not being deleted, ours by `schedulerName`);
 each pending pod's key goes on the runtime's deduplicating queue. `sync(key)` takes the
@@ -88,7 +92,7 @@ class Scheduler(Controller):
 
     # -- watch events -> cache and keys -------------------------------------------------------
 
-    def keys_for(self, kind: Kind, event_type: str, obj: dict) -> Iterable[str]:  # type: ignore[override]
+    def keys_for(self, kind: Kind, event_type: str, obj: dict) -> Iterable[str]:
         if kind is NODE:
             name = obj.get("metadata", {}).get("name", "")
             if event_type == "DELETED":
