@@ -18,7 +18,8 @@ if ! docker info >/dev/null 2>&1; then
     :
   else
     echo "starting dockerd in the background (log: /var/log/dockerd.log)..." >&2
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    # in its own session: the daemon outlives the shell (and process group) that started it
+    setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
   fi
 fi
 for _ in $(seq 1 60); do
