@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages Dockyard's demo and tests use, installed when missing (as root):
+# Debian packages Dockyard's demo, tests and benchmarks use, installed when missing (as root):
 #   busybox-static   /bin/busybox (static): the demo and test images are built from it
 #   iptables         Services, and the lab's bridge rules
 #   python3-venv     the project's venv
@@ -8,6 +8,7 @@
 #   iproute2         ip: the lab's namespaces, veths and bridge
 #   util-linux       nsenter, unshare: the lab's hosts
 #   prometheus       /usr/bin/prometheus, run by the Prometheus integration tests
+#   wrk              the HTTP load generator of bench/api.py (which falls back to its own without it)
 # Each is detected by the command or file the tests use; apt runs only when something is
 # missing, without recommends, and without starting the packages' services.
 set -euo pipefail
@@ -30,6 +31,7 @@ have ssh-keygen || want openssh-client ssh-keygen
 have ip || want iproute2 ip
 { have nsenter && have unshare; } || want util-linux "nsenter, unshare"
 [ -x /usr/bin/prometheus ] || want prometheus /usr/bin/prometheus
+have wrk || want wrk wrk
 
 [ ${#need[@]} -eq 0 ] && exit 0
 list=$(printf '%s, ' "${what[@]}")

@@ -30,27 +30,39 @@ What kubectl and the official clients rely on beyond plain REST:
   is 410, one newer than the store 504 `Too large resource version`;
 * server-side apply (`application/apply-patch+yaml`): a PATCH that creates the object
   when it is missing and otherwise merges it strategically.
+
+The hot path (a GET of one object) does no repeated work: routing is one regular
+expression that tells whether any route but the catch-all could take the path
+(`ApiRouter`), a path's parse and an `Accept` header's negotiation are remembered
+(bounded caches of pure functions), verified tokens are remembered by the authenticator,
+requests without a query string skip query parsing, and the object goes from the store
+to the response with no copy beyond the store's own decode.
 """
 
 from __future__ import annotations
 
+import functools
+import json.encoder
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, Router, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__, errors
 from ..errors import ApiError
 from ..nodecerts import NodeCertError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
-from ..registry import Registry, apply_patch, dumps
+from ..registry import Registry, apply_patch
+from ..registry import dumps as registry_dumps
 from . import auth, discovery, nodepasswords, openapi, tables
 from .requests import (
     APPLY_PATCH,
@@ -82,8 +94,29 @@ class Target:
     subresource: str = ""
 
 
+def request_path(request: Request) -> str:
+    """`request.url.path` without building the URL: the decoded path with the characters a
+    URL cannot carry in its path escaped again, as Starlette's `URL` does."""
+    path: str = request.scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    return path
+
+
+CACHED_KEY_MAX = 512  # longer paths and Accept headers are parsed every time, never kept
+
+
 def parse_path(path: str) -> Target:
-    """Map a Kubernetes resource path to a Target; raises ApiError 404 for anything else."""
+    """Map a Kubernetes resource path to a Target; raises ApiError 404 for anything else.
+
+    A pure function of the path, so the Targets (immutable) of paths of a sensible length
+    are remembered (errors are not)."""
+    if len(path) <= CACHED_KEY_MAX:
+        return _parse_path_cached(path)
+    return _parse_path(path)
+
+
+def _parse_path(path: str) -> Target:
     seg = [s for s in path.split("/") if s]
     if len(seg) >= 2 and seg[0] == "api":
         group, version, rest = "", seg[1], seg[2:]
@@ -113,6 +146,29 @@ def parse_path(path: str) -> Target:
     if kind.namespaced and namespace is None and name is not None:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
     return Target(kind, namespace, name, sub)
+
+
+_parse_path_cached = functools.lru_cache(maxsize=4096)(_parse_path)
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(obj, separators=(",", ":")) builds an encoder on every call; this one is built once
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's C accelerator (untyped)
+_ENCODER: Any = None if _make_encoder is None else _make_encoder(
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+
+def dumps(obj: Any) -> bytes:
+    """`registry.dumps`, byte for byte, with the encoder built once (every response goes
+    through here). Without circular-reference checks: JSON values from the store and the
+    request decoders cannot be circular (a circular one would raise RecursionError rather
+    than ValueError)."""
+    if _ENCODER is None:
+        return registry_dumps(obj)
+    return "".join(_ENCODER(obj, 0)).encode()
 
 
 def status_response(e: ApiError) -> Response:
@@ -198,6 +254,64 @@ def _shape(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
+_negotiate_cached = functools.lru_cache(maxsize=256)(tables.negotiate)
+
+
+def negotiate(accept: str | None) -> tables.Wanted:
+    """`tables.negotiate`, remembered for Accept headers of a sensible length (a pure
+    function; Wanted is immutable)."""
+    if accept is None or len(accept) <= CACHED_KEY_MAX:
+        return _negotiate_cached(accept)
+    return tables.negotiate(accept)
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<[^>]+>")
+
+
+class ApiRouter(Router):
+    """Starlette's router, routing as it does, with the common case precompiled: the last
+    route is the catch-all, and one regular expression made of every other HTTP route's
+    tells whether one of them could take a path. When none can, the request goes straight
+    to the catch-all, where Starlette would have tried each route in turn to end up there."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        super().__init__(routes=list(routes))
+        self._compiled_for: tuple[int, ...] = ()
+        self._others: re.Pattern[str] | None = None
+        self._catch_all: Route | None = None
+
+    def _compile(self) -> None:
+        routes = list(self.routes)
+        self._compiled_for = tuple(id(r) for r in routes)
+        self._others, self._catch_all = None, None
+        if not routes or not isinstance(routes[-1], Route) or routes[-1].path != "/{path:path}":
+            return
+        patterns = []
+        for r in routes[:-1]:
+            if isinstance(r, WebSocketRoute):
+                continue  # never matches an HTTP request
+            if not isinstance(r, Route):
+                return  # a Mount or a Host: route as Starlette does
+            patterns.append("(?:" + _NAMED_GROUP.sub("(?:", r.path_regex.pattern) + ")")
+        self._others = re.compile("|".join(patterns) or "(?!)")
+        self._catch_all = routes[-1]
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            routes = self.routes
+            if len(routes) != len(self._compiled_for) or (routes and id(routes[-1]) != self._compiled_for[-1]):
+                self._compile()  # routes were added (the only change made to them)
+            catch_all = self._catch_all
+            if catch_all is not None and self._others is not None and not self._others.match(scope["path"]):
+                scope.setdefault("router", self)
+                scope["route"] = catch_all
+                scope["endpoint"] = catch_all.endpoint
+                scope["path_params"] = {**scope.get("path_params", {}), "path": scope["path"][1:]}
+                await catch_all.handle(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
+
+
 class ApiServer:
     """Holds what the handlers need; `app` is the ASGI application."""
 
@@ -226,7 +340,8 @@ class ApiServer:
             *(extra_routes or []),
             Route("/{path:path}", self.dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
-        self.app = Starlette(routes=routes)
+        self.app = Starlette()
+        self.app.router = ApiRouter(routes)
 
     def add_routes(self, routes: list[BaseRoute]) -> None:
         """Serve more specific routes (e.g. pods/log, pods/exec) ahead of the catch-all."""
@@ -276,28 +391,29 @@ class ApiServer:
         started = time.monotonic()
         code = 500
         verb = request.method
+        path = request_path(request)
         try:
-            resp = await self._dispatch(request)
+            resp = await self._dispatch(request, path)
             code = resp.status_code
             return resp
         except ApiError as e:
             code = e.code
             return status_response(e)
         except Exception:
-            log.exception("internal error serving %s %s", request.method, request.url.path)
+            log.exception("internal error serving %s %s", request.method, path)
             return status_response(ApiError(500, "InternalError", "an internal error occurred; see the master's log"))
         finally:
             for hook in self.request_hooks:
                 try:
-                    hook(verb, request.url.path, code, time.monotonic() - started)
+                    hook(verb, path, code, time.monotonic() - started)
                 except Exception:  # observing a request must never fail it
                     log.exception("request hook failed")
 
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Request, path: str) -> Response:
         user = self.authn.authenticate(request.headers.get("authorization"))
         if user is None:
             raise errors.unauthorized()
-        path = request.url.path.rstrip("/")
+        path = path.rstrip("/")
         if request.method == "GET":
             doc = self._discovery(path)
             if doc is not None:
@@ -323,17 +439,18 @@ class ApiServer:
             meta = body.get("metadata") if isinstance(body, dict) else None
             if isinstance(meta, dict) and isinstance(meta.get("name"), str):
                 name = meta["name"]
-        areq = auth.Request(
-            verb=verb,
-            group=target.kind.group,
-            resource=target.kind.resource,
-            namespace=target.namespace,
-            name=name,
-            subresource=target.subresource,
-            bound_node=bound_node,
-        )
-        if not auth.authorize(user, areq) or not self._node_may_read(user, target, verb):
-            raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
+        if auth.MASTERS not in user.groups or user.node_name is not None:  # else allowed: no Request to build
+            areq = auth.Request(
+                verb=verb,
+                group=target.kind.group,
+                resource=target.kind.resource,
+                namespace=target.namespace,
+                name=name,
+                subresource=target.subresource,
+                bound_node=bound_node,
+            )
+            if not auth.authorize(user, areq) or not self._node_may_read(user, target, verb):
+                raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
         return await self._serve(request, target, verb)
 
     def _node_may_read(self, user: auth.User, target: Target, verb: str) -> bool:
@@ -403,6 +520,7 @@ class ApiServer:
     @staticmethod
     async def _read_body(request: Request) -> Any:
         header = request.headers.get("content-type")
+        accepted: tuple[str, ...]
         if request.method == "PATCH":
             mtype, accepted = media_type(header) or MERGE_PATCH, PATCH_MEDIA_TYPES
         else:
@@ -417,9 +535,12 @@ class ApiServer:
 
     async def _serve(self, request: Request, t: Target, verb: str) -> Response:
         reg = self.registry
-        q = Query(request)
         kind = t.kind
-        wanted = tables.negotiate(request.headers.get("accept"))
+        wanted = negotiate(request.headers.get("accept"))
+        if verb == "get" and not t.subresource and not request.scope.get("query_string"):
+            # the hottest request, in short: no parameters to check, nothing but the object
+            return ok(self._present_object(kind, reg.get(kind, t.namespace, t.name or ""), wanted, "Metadata"))
+        q = Query(request)
         include = q.raw("includeObject") or "Metadata"
         if include not in tables.INCLUDE_OBJECT:
             raise errors.bad_request(f"includeObject must be one of {', '.join(tables.INCLUDE_OBJECT)}")
@@ -606,7 +727,7 @@ class ApiServer:
             except ApiError as e:
                 yield dumps({"type": "ERROR", "object": e.status()}) + b"\n"
             except Exception:  # the stream has started: end it with a Status rather than cut it
-                log.exception("internal error serving a watch on %s", request.url.path)
+                log.exception("internal error serving a watch on %s", request_path(request))
                 err = ApiError(500, "InternalError", "an internal error occurred; see the master's log")
                 yield dumps({"type": "ERROR", "object": err.status()}) + b"\n"
 
@@ -621,7 +742,7 @@ class ApiServer:
         if not auth.authorize(user, areq) and "system:masters" not in user.groups:
             raise errors.forbidden(user.name, "create", NODE_CREDENTIALS)
         body = require_object(await self._body(request), "a NodeCredential")
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
         name = spec.get("nodeName")
         if not isinstance(name, str) or not name:
             raise errors.invalid("NodeCredential", "", [{"field": "spec.nodeName", "reason": "FieldValueRequired",

@@ -16,11 +16,19 @@ own Node object and its status, update/patch the status of pods bound to it, del
 bound to it, and write events. For decisions about existing objects the API layer fills
 `Request.bound_node` (the stored pod's spec.nodeName) and, on create, `Request.name` with the
 new object's metadata.name.
+
+Cost: every request is authenticated, so a verified token is remembered (`TokenCache`,
+bounded): the next request with it costs a hash and one constant-time comparison instead
+of parsing the header again and recomputing a node token's HMAC. Only successes are
+remembered (what a token identifies never changes while the master runs: the admin
+token, the node secret and the join token are fixed at start), so guessing costs the
+guesser the full check every time.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 
 from ..pki import PKIError, node_token, parse_join_token, valid_node_name, verify_node_token
@@ -89,6 +97,37 @@ def _eq(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+MAX_CACHED_HEADER = 1024  # longer Authorization headers are never kept
+
+
+class TokenCache:
+    """Authorization headers already verified -> their User, at most `size` of them.
+
+    Looked up by the header's hash (Python's keyed string hash, so a lookup never compares
+    secrets byte by byte), then the header kept with the entry is compared in constant
+    time; two headers with one hash only cost the later one the full check. When full it
+    is emptied: verified tokens are few (one admin, a token per node) and fill it again at
+    once; a flood of distinct valid tokens cannot grow it without bound.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[bytes, User]] = {}
+
+    def get(self, header: str) -> User | None:
+        entry = self._entries.get(hash(header))
+        if entry is None or not hmac.compare_digest(entry[0], header.encode()):
+            return None
+        return entry[1]
+
+    def put(self, header: str, user: User) -> None:
+        if len(header) > MAX_CACHED_HEADER:
+            return  # a token padded with whitespace: verified every time rather than kept
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[hash(header)] = (header.encode(), user)
+
+
 class Authenticator:
     def __init__(self, admin_token: str, join_token: str, node_secret: bytes) -> None:
         if not admin_token:
@@ -101,13 +140,22 @@ class Authenticator:
             self._join_hash, self._join_secret = parse_join_token(join_token)
         except PKIError as e:
             raise ValueError(f"unusable join token: {e}") from None
+        self._verified = TokenCache()
 
     def authenticate(self, authorization_header: str | None) -> User | None:
         """The user a `Bearer <token>` header identifies, or None."""
+        if not authorization_header:
+            return None
+        user = self._verified.get(authorization_header)
+        if user is not None:
+            return user
         token = bearer_token(authorization_header)
         if token is None:
             return None
-        return self.authenticate_token(token)
+        user = self.authenticate_token(token)
+        if user is not None:
+            self._verified.put(authorization_header, user)
+        return user
 
     def authenticate_token(self, token: str) -> User | None:
         if _eq(token, self.admin_token):
@@ -137,12 +185,15 @@ def node_credential_for(authn: Authenticator, node_name: str) -> str:
     return authn.node_credential(node_name)
 
 
+_NO_SPACE = re.compile(r"\S+")  # \s is str.isspace()'s whitespace
+
+
 def bearer_token(authorization_header: str | None) -> str | None:
     if not authorization_header:
         return None
     scheme, _, token = authorization_header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+    if scheme.lower() != "bearer" or not token or not _NO_SPACE.fullmatch(token):
         return None
     return token
 
@@ -166,7 +217,7 @@ def request_verb(method: str, name: str | None, watch: bool = False) -> str:
 
 
 def authorize(user: User, req: Request) -> bool:
-    groups = set(user.groups)
+    groups = user.groups
     if MASTERS in groups:
         return True
     if NODES in groups and user.node_name and _node_allowed(user.node_name, req):

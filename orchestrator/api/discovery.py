@@ -31,8 +31,8 @@ def _resource(k: Kind) -> dict[str, Any]:
     }
     if k.short_names:
         r["shortNames"] = list(k.short_names)
-    if k.kind in ("Pod", "Deployment", "ReplicaSet"):
-        r["categories"] = ["all"]
+    if k.categories:
+        r["categories"] = list(k.categories)
     return r
 
 

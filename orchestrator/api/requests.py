@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 
 from .. import errors
@@ -340,11 +341,15 @@ def require_object(body: Any, what: str) -> dict[str, Any]:
 # -- query parameters ---------------------------------------------------------------------
 
 
+_NO_PARAMS = QueryParams()
+
+
 class Query:
     """Typed access to query parameters: the first value of each, parsed strictly."""
 
     def __init__(self, request: Request) -> None:
-        self.params = request.query_params
+        # most requests have no query string: nothing to parse then
+        self.params = request.query_params if request.scope.get("query_string") else _NO_PARAMS
 
     def raw(self, name: str) -> str | None:
         values = self.params.getlist(name)

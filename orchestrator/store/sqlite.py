@@ -34,6 +34,18 @@ every acknowledged write survives the process being killed (`kill -9`). With
 `synchronous=NORMAL` (the default) the WAL is fsynced at checkpoints only, so a power loss or
 kernel crash may lose the last few commits; `synchronous=FULL` fsyncs on every commit.
 
+Point reads
+-----------
+`get` is the hottest read (every GET of one object), and each SQLite read transaction
+costs file-locking system calls on the WAL index. The newest row of recently read keys is
+kept in memory (`_rows`, at most `_ROWS_KEPT` keys, oldest dropped first) and served from
+there (at most `_ROWS_KEPT_CHARS` characters of values); every write to a key drops its
+entry before it runs, under the same lock, so a
+cached row is always the key's newest. Entries are made by reads only (a read that fails
+fails, even right after a write). This holds because the store is the database's only
+writer: other processes (a backup tool) may read the file but never write it. Values are
+decoded for each read as before: callers own what they get.
+
 Watches
 -------
 Fan-out happens in-process: after a write commits, still holding the lock, the writer pushes the
@@ -158,6 +170,8 @@ _RECLAIM_BUDGET = 2.0  # seconds one reclaim may spend compacting and vacuuming 
 _VACUUM_STEP_PAGES = 256
 _FILE_MODE = 0o600
 _SUFFIXES = ("", "-wal", "-shm", "-journal")
+_ROWS_KEPT = 8192  # keys whose newest row `get` keeps in memory ...
+_ROWS_KEPT_CHARS = 16 << 20  # ... and the most characters of values they may hold together
 
 
 def _errcode(e: sqlite3.Error) -> int | None:
@@ -253,6 +267,8 @@ class SQLiteStore:
         self._watch_lock = threading.Lock()
         self._watchers: tuple[Watch, ...] = ()  # copy-on-write, replaced under _watch_lock
         self._closed = False
+        self._rows: dict[str, tuple[int, str, int]] = {}  # key -> (rev, value, create_rev) of its live newest row
+        self._rows_chars = 0
         if on_disk:
             _secure_files(path)
         for attempt in (1, 2):
@@ -340,12 +356,20 @@ class SQLiteStore:
         return self._compact_rev
 
     def get(self, key: str) -> KV | None:
-        with self._lock, self._errors("read"):
+        # the hottest read (every GET of one object): see "Point reads" in the module docstring
+        with self._lock:
             self._check_open()
-            row = self._latest(key)
-        if row is None or row[3]:
-            return None
-        return KV(key, json.loads(row[1]), row[0], row[2])
+            kept = self._rows.get(key)
+            if kept is None:
+                try:
+                    row = self._latest(key)
+                except sqlite3.Error as e:
+                    raise self._error(e, "read") from e
+                if row is None or row[3]:
+                    return None
+                kept = (row[0], row[1], row[2])
+                self._keep_row(key, kept)
+        return KV(key, json.loads(kept[1]), kept[0], kept[2])
 
     def list(self, prefix: str) -> tuple[list[KV], int]:
         """Live keys under `prefix`, sorted by key, and the revision this snapshot is at."""
@@ -415,6 +439,7 @@ class SQLiteStore:
             return rev
 
         with self._lock:
+            self._forget_row(key)
             rev = self._write(txn)
             kv = KV(key, json.loads(text), rev, rev)
             self._dispatch(WatchEvent(PUT, kv, None))
@@ -441,6 +466,7 @@ class SQLiteStore:
             return prev, rev, in_place
 
         with self._lock:
+            self._forget_row(key)
             low = deleting and self._low_on_space()
             prev, rev, in_place = self._write(txn, deleting=deleting)
             if in_place:
@@ -470,6 +496,7 @@ class SQLiteStore:
             return prev, rev, in_place
 
         with self._lock:
+            self._forget_row(key)
             low = self._low_on_space()
             prev, rev, in_place = self._write(txn, deleting=True)
             if in_place:
@@ -534,6 +561,8 @@ class SQLiteStore:
             if self._closed:
                 return
             self._closed = True
+            self._rows.clear()
+            self._rows_chars = 0
             self._conn.close()
         for watch in self._watchers:
             watch.close()
@@ -545,6 +574,21 @@ class SQLiteStore:
         self.close()
 
     # -- internals (callers hold self._lock) ---------------------------------------------
+
+    def _keep_row(self, key: str, row: tuple[int, str, int]) -> None:
+        """Keep the newest row of `key` for `get`, dropping the oldest kept ones beyond the bounds."""
+        size = len(row[1])
+        if size > _ROWS_KEPT_CHARS // 16:
+            return  # a very large value: read from the database every time
+        while self._rows and (len(self._rows) >= _ROWS_KEPT or self._rows_chars + size > _ROWS_KEPT_CHARS):
+            self._rows_chars -= len(self._rows.pop(next(iter(self._rows)))[1])
+        self._rows[key] = row
+        self._rows_chars += size
+
+    def _forget_row(self, key: str) -> None:
+        gone = self._rows.pop(key, None)
+        if gone is not None:
+            self._rows_chars -= len(gone[1])
 
     def _check_open(self) -> None:
         if self._closed:
@@ -569,10 +613,11 @@ class SQLiteStore:
 
     def _latest(self, key: str) -> tuple[int, str, int, int] | None:
         """(rev, value, create_rev, deleted) of the key's newest row."""
-        return self._conn.execute(
+        row: tuple[int, str, int, int] | None = self._conn.execute(
             "SELECT rev, value, create_rev, deleted FROM kv WHERE key = ? ORDER BY rev DESC LIMIT 1",
             (key,),
         ).fetchone()
+        return row
 
     def _check_live(self, key: str, expected_mod_revision: int | None) -> KV:
         row = self._latest(key)

@@ -7,6 +7,7 @@ import pytest
 from orchestrator.api.auth import (
     Authenticator,
     Request,
+    TokenCache,
     User,
     admin_user,
     authorize,
@@ -234,3 +235,46 @@ def test_authorize_denies(user: User, request_: Request) -> None:
 )
 def test_request_verb(method: str, name: str | None, watch: bool, verb: str) -> None:
     assert request_verb(method, name, watch) == verb
+
+
+# -- the verified-token cache -------------------------------------------------------------
+
+
+def test_a_verified_token_is_remembered_and_answers_the_same(authn: Authenticator) -> None:
+    node = f"Bearer {node_token(SECRET, 'worker-3')}"
+    for header, user in ((f"Bearer {ADMIN}", admin_user()), (node, node_user("worker-3")),
+                         (f"Bearer {JOIN}", bootstrap_user())):
+        assert authn.authenticate(header) == user
+        assert authn._verified.get(header) == user
+        assert authn.authenticate(header) == user  # from the cache now
+
+
+def test_refused_tokens_are_never_remembered(authn: Authenticator) -> None:
+    for header in (f"Bearer {ADMIN}x", f"Bearer {node_token(bytes(32), 'worker-1')}", "Bearer garbage", "Basic x"):
+        assert authn.authenticate(header) is None
+        assert authn.authenticate(header) is None
+    assert authn._verified._entries == {}
+
+
+def test_a_cache_entry_answers_only_its_own_header() -> None:
+    cache = TokenCache()
+    cache.put("Bearer a", admin_user())
+    # another header that lands on the same entry (a hash collision) is compared and refused
+    cache._entries[hash("Bearer b")] = cache._entries[hash("Bearer a")]
+    assert cache.get("Bearer a") == admin_user()
+    assert cache.get("Bearer b") is None
+    assert cache.get("Bearer c") is None
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = TokenCache(size=3)
+    for i in range(10):
+        cache.put(f"Bearer t{i}", node_user(f"n{i}"))
+        assert len(cache._entries) <= 3
+    assert cache.get("Bearer t9") == node_user("n9")
+
+
+def test_a_padded_header_is_verified_but_not_kept(authn: Authenticator) -> None:
+    header = f"Bearer {ADMIN}" + " " * 2000
+    assert authn.authenticate(header) == admin_user()
+    assert authn._verified._entries == {}
