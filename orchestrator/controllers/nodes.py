@@ -52,9 +52,10 @@ from typing import Any
 from .. import errors
 from ..api import nodepasswords
 from ..errors import ApiError
-from ..objects.kinds import by_kind
+from ..objects.kinds import Kind, by_kind
 from ..objects.timefmt import parse_rfc3339, rfc3339
 from ..reconcile.events import EventRecorder
+from ..reconcile.informer import Informers
 from ..reconcile.runner import Controller
 from ..registry import Registry
 from ..scheduler.core import toleration_tolerates
@@ -316,9 +317,20 @@ def compute_evictions(
 # -- the controller -------------------------------------------------------------------------
 
 
+BY_NODE = "node"  # the pod informer's index by spec.nodeName
+
+
+def node_name_index(pod: dict[str, Any]) -> list[str]:
+    node = (pod.get("spec") or {}).get("nodeName")
+    return [node] if node else []
+
+
 class NodeLifecycleController(Controller):
+    """Reads Nodes, Leases and Pods from the runner's informers (a check of every node each
+    second costs no store read); only Node changes and the resync enqueue work."""
+
     name = "node-lifecycle"
-    watches = (NODE,)
+    watches = (NODE, LEASE, POD)
     resync_seconds = 1.0
 
     def __init__(
@@ -335,8 +347,22 @@ class NodeLifecycleController(Controller):
         self._heartbeats: dict[str, Heartbeat] = {}  # node name -> last heartbeat seen (master clock)
         self._next_sweep: datetime | None = None  # of orphaned node password records
 
+    def use_informers(self, informers: Informers) -> None:
+        super().use_informers(informers)
+        informers.get(POD).add_index(BY_NODE, node_name_index)
+
+    def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
+        if kind is not NODE:
+            return []  # read from the caches at the next check; only Node changes enqueue
+        return super().keys_for(kind, event_type, obj)
+
+    def _pods_of(self, node: str) -> list[dict[str, Any]]:
+        if self.informers is not None:
+            return self.lister(POD).by_index(BY_NODE, node)
+        return [p for p in self.registry.items(POD) if (p.get("spec") or {}).get("nodeName") == node]
+
     def all_keys(self) -> Iterable[str]:
-        names = [n["metadata"]["name"] for n in self.registry.items(NODE)]
+        names = [n["metadata"]["name"] for n in self.lister(NODE).list()]
         for gone in set(self._heartbeats) - set(names):
             self._heartbeats.pop(gone, None)
         now = self.registry.clock()
@@ -350,14 +376,14 @@ class NodeLifecycleController(Controller):
         return names
 
     def sync(self, key: str) -> None:
-        node = self.registry.try_get(NODE, None, key)
+        node = self.lister(NODE).get(None, key)
         if node is None:
             self._heartbeats.pop(key, None)
             if nodepasswords.forget(self.registry, key):
                 log.info("node %s deleted; its node password record is removed, the name may be reused", key)
             return
         now = self.registry.clock()
-        lease = self.registry.try_get(LEASE, LEASE_NAMESPACE, key)
+        lease = self.lister(LEASE).get(LEASE_NAMESPACE, key)
         beat = observe_heartbeat(self._heartbeats.get(key), node, now, lease)
         self._heartbeats[key] = beat
         health = compute_node_health(node, now, self.grace, beat, lease)
@@ -370,6 +396,7 @@ class NodeLifecycleController(Controller):
             cond["message"] = "Dockyard agent stopped posting node status."
             cond["lastTransitionTime"] = rfc3339(now)
             node = self.registry.update(NODE, None, key, node, "status")
+            self.lister(NODE).note(node)
             self.events.record(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
         taints = list((node.get("spec") or {}).get("taints") or [])
         new_taints = compute_taints(taints, health.taint, now)
@@ -377,6 +404,7 @@ class NodeLifecycleController(Controller):
             node = copy.deepcopy(node)
             node.setdefault("spec", {})["taints"] = new_taints
             node = self.registry.update(NODE, None, key, node)
+            self.lister(NODE).note(node)
             taints = new_taints
             if health.taint is None:
                 self.events.record(node, "Normal", "NodeReady", f"Node {key} is Ready again; taints removed")
@@ -384,7 +412,7 @@ class NodeLifecycleController(Controller):
                 self.events.record(node, "Warning", "NodeTainted", f"Node {key} tainted {health.taint}:NoExecute")
         if not health.pods_not_ready and not any(t.get("effect") == "NoExecute" for t in taints):
             return
-        pods = [p for p in self.registry.items(POD) if (p.get("spec") or {}).get("nodeName") == key]
+        pods = self._pods_of(key)
         for pod in compute_pods_not_ready(pods, health, key):
             self._mark_not_ready(pod, now)
         plan = compute_evictions(pods, taints, now, self.eviction_timeout)
