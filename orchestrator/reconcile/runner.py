@@ -32,7 +32,9 @@ touched only from `keys_for`, `all_keys` and `sync`. What they share with other 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -94,8 +96,9 @@ class Runner:
     """Controllers, their informers and work queues on a thread and event loop of their own."""
 
     def __init__(self, registry: Registry, controllers: list[Controller], *, name: str = "controller-manager",
-                 on_sync: SyncHook | None = None) -> None:
+                 on_sync: SyncHook | None = None, nice: int = 0) -> None:
         self.registry = registry
+        self.nice = nice  # added to the thread's scheduling niceness (Linux: per thread)
         self.controllers = controllers
         self.name = name
         self.on_sync = on_sync
@@ -169,6 +172,11 @@ class Runner:
     # -- the runner's thread -----------------------------------------------------------------
 
     def _main(self, ready: threading.Event) -> None:
+        if self.nice:
+            # Reconciling is level-triggered and tolerates a delay; requests do not: when both
+            # want the CPU, the API's thread goes first.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

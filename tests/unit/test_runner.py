@@ -4,6 +4,7 @@ slow, a runner stops and starts again cleanly, and the sync hook times every syn
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -215,3 +216,48 @@ def test_the_autoscaler_leaves_nothing_bound_to_a_stopped_loop(reg: Registry) ->
     runner.stop()
     assert len(made) == 2 and hpa.source is made[1]  # a fresh source (HTTP clients) for the next loop
     assert hpa._running == {}
+
+
+class Niceness(Controller):
+    name = "niceness"
+    watches = (CM,)
+    resync_seconds = 3600.0
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.seen: list[int] = []
+
+    def sync(self, key: str) -> None:
+        self.seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+
+def test_a_runner_can_run_below_the_api_threads_priority(reg: Registry) -> None:
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    c = Niceness(reg)
+    runner = Runner(reg, [c], name="nice", nice=5)
+    reg.create(CM, "default", cm("a"))
+    runner.start()
+    try:
+        wait(lambda: c.seen, what="a sync")
+    finally:
+        runner.stop()
+    assert c.seen[0] == min(mine + 5, 19)  # the runner's thread only
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_the_master_tunes_the_interpreter_for_its_threads() -> None:
+    import gc
+    import sys
+
+    from orchestrator import server
+
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    try:
+        server.tune_interpreter()
+        assert sys.getswitchinterval() == pytest.approx(server.SWITCH_INTERVAL)
+        assert gc.get_threshold() == server.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        sys.setswitchinterval(before[0])
+        gc.set_threshold(*before[1])
+        gc.unfreeze()
