@@ -989,7 +989,7 @@ def join(server: str, join_token: str, name: str, data_dir: Path) -> Credentials
 
 def node_password(data_dir: Path) -> str:
     """This agent's own random node password (made once, kept in the data dir, 0600): the
-    master binds the node name to it at the first join (see orchestrator.api.nodepasswords)."""
+    master binds the node name to it at the first join (see orchestrator.registry.nodepasswords)."""
     path = data_dir / "node-password"
     try:
         existing = path.read_text().strip()

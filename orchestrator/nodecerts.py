@@ -11,7 +11,7 @@ handshake instead of receiving the master's requests.
 How an agent gets one: at join it makes a P-256 key and a CSR (`make_csr`) and sends the CSR
 with its node credential request; the master signs it for the node name of the request
 (`sign_csr`, never for a name the CSR asks for), which is bound to the agent's node
-password (see ``orchestrator.api.nodepasswords``). The agent keeps ``serving.crt`` and
+password (see ``orchestrator.registry.nodepasswords``). The agent keeps ``serving.crt`` and
 ``serving.key`` (0600) in its data directory and joins again for a fresh one when less than
 `RENEW_BEFORE` is left. The master's own in-process agent (`dockyard up`) gets its pair from
 `issue` directly.

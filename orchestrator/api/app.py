@@ -35,14 +35,19 @@ The hot path (a GET of one object) does no repeated work: routing is one regular
 expression that tells whether any route but the catch-all could take the path
 (`ApiRouter`), a path's parse and an `Accept` header's negotiation are remembered
 (bounded caches of pure functions), verified tokens are remembered by the authenticator,
-requests without a query string skip query parsing, and the object goes from the store
-to the response with no copy beyond the store's own decode.
+requests without a query string skip query parsing, and a plain JSON GET answers with the
+body the registry keeps for the object's revision (`Registry.get_json`: no decode, no
+encode once it has been answered at that revision). The router hands the catch-all's
+requests to `ApiServer._asgi` without Starlette's per-endpoint wrapping, and there an
+admin's plain JSON GET of one object without parameters is answered on a short path
+(`_plain_get`: the headers read once, no Request, no Response object) that answers exactly
+as the general one and leaves it every other request. Every response body is encoded by
+`registry.dumps` (`dumps` here).
 """
 
 from __future__ import annotations
 
 import functools
-import json.encoder
 import logging
 import re
 import time
@@ -54,16 +59,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, Router, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__, errors
 from ..errors import ApiError
 from ..nodecerts import NodeCertError
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
-from ..registry import Registry, apply_patch
-from ..registry import dumps as registry_dumps
-from . import auth, discovery, nodepasswords, openapi, tables
+from ..registry import Registry, apply_patch, dumps, nodepasswords
+from . import auth, discovery, openapi, tables
 from .requests import (
     APPLY_PATCH,
     MERGE_PATCH,
@@ -84,6 +88,8 @@ log = logging.getLogger("dockyard.api")
 
 NODE_CREDENTIALS = "nodecredentials"
 DOCKYARD_GROUP = "dockyard.io"
+_NODE_CREDENTIALS = f"/apis/{DOCKYARD_GROUP}/v1/{NODE_CREDENTIALS}"
+_JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,12 @@ class Target:
 def request_path(request: Request) -> str:
     """`request.url.path` without building the URL: the decoded path with the characters a
     URL cannot carry in its path escaped again, as Starlette's `URL` does."""
-    path: str = request.scope["path"]
+    return request_path_of(request.scope)
+
+
+def request_path_of(scope: Scope) -> str:
+    """`request_path` of a request's ASGI scope."""
+    path: str = scope["path"]
     if "?" in path or "#" in path or "\\" in path:
         path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     return path
@@ -149,26 +160,6 @@ def _parse_path(path: str) -> Target:
 
 
 _parse_path_cached = functools.lru_cache(maxsize=4096)(_parse_path)
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# json.dumps(obj, separators=(",", ":")) builds an encoder on every call; this one is built once
-_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's C accelerator (untyped)
-_ENCODER: Any = None if _make_encoder is None else _make_encoder(
-    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
-
-
-def dumps(obj: Any) -> bytes:
-    """`registry.dumps`, byte for byte, with the encoder built once (every response goes
-    through here). Without circular-reference checks: JSON values from the store and the
-    request decoders cannot be circular (a circular one would raise RecursionError rather
-    than ValueError)."""
-    if _ENCODER is None:
-        return registry_dumps(obj)
-    return "".join(_ENCODER(obj, 0)).encode()
 
 
 def status_response(e: ApiError) -> Response:
@@ -272,10 +263,16 @@ class ApiRouter(Router):
     """Starlette's router, routing as it does, with the common case precompiled: the last
     route is the catch-all, and one regular expression made of every other HTTP route's
     tells whether one of them could take a path. When none can, the request goes straight
-    to the catch-all, where Starlette would have tried each route in turn to end up there."""
+    to the catch-all, where Starlette would have tried each route in turn to end up there.
 
-    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+    `direct`, when given, is the catch-all's endpoint as an ASGI application: a request the
+    catch-all accepts (by its methods) is handed to it without Starlette's per-request
+    wrapping of the endpoint (a Request, and the exception-handler layer, which has nothing
+    to do for an endpoint that answers every error itself)."""
+
+    def __init__(self, routes: Sequence[BaseRoute], direct: ASGIApp | None = None) -> None:
         super().__init__(routes=list(routes))
+        self.direct = direct
         self._compiled_for: tuple[int, ...] = ()
         self._others: re.Pattern[str] | None = None
         self._catch_all: Route | None = None
@@ -307,7 +304,11 @@ class ApiRouter(Router):
                 scope["route"] = catch_all
                 scope["endpoint"] = catch_all.endpoint
                 scope["path_params"] = {**scope.get("path_params", {}), "path": scope["path"][1:]}
-                await catch_all.handle(scope, receive, send)
+                direct = self.direct
+                if direct is not None and (not catch_all.methods or scope["method"] in catch_all.methods):
+                    await direct(scope, receive, send)
+                else:
+                    await catch_all.handle(scope, receive, send)
                 return
         await super().app(scope, receive, send)
 
@@ -341,7 +342,7 @@ class ApiServer:
             Route("/{path:path}", self.dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         self.app = Starlette()
-        self.app.router = ApiRouter(routes)
+        self.app.router = ApiRouter(routes, direct=self._asgi)
 
     def add_routes(self, routes: list[BaseRoute]) -> None:
         """Serve more specific routes (e.g. pods/log, pods/exec) ahead of the catch-all."""
@@ -387,10 +388,68 @@ class ApiServer:
 
     # -- everything else ----------------------------------------------------------------
 
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`dispatch` as an ASGI application (the router's `direct` way to the catch-all),
+        with the hottest request answered on a short path first (`_plain_get`)."""
+        if scope["method"] == "GET" and not scope.get("query_string"):
+            started = time.monotonic()
+            try:
+                body = self._plain_get(scope)
+            except ApiError as e:  # as `dispatch` answers it: the general path would fail alike
+                self._observed("GET", request_path_of(scope), e.code, started)
+                await status_response(e)(scope, receive, send)
+                return
+            except Exception:  # unforeseen: the general path answers (and logs) it
+                body = None
+            if body is not None:
+                self._observed("GET", request_path_of(scope), 200, started)
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-length", str(len(body)).encode()), _JSON_CONTENT_TYPE]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        response = await self.dispatch(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    def _plain_get(self, scope: Scope) -> bytes | None:
+        """The body of an admin's plain JSON GET of one object, as `_dispatch` and `_serve`
+        answer it (`ok` of `Registry.get_json`), or None for any other request (the general
+        path takes it). Raises the ApiError of a failed read, as the general path would."""
+        authorization = accept = None
+        for key, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if key == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif key == b"accept" and accept is None:
+                accept = value.decode("latin-1")
+        user = self.authn.authenticate(authorization)
+        if user is None or user.node_name is not None or auth.MASTERS not in user.groups:
+            return None  # unauthenticated (401), or a caller whose access is checked per request
+        path = request_path_of(scope).rstrip("/")
+        if path.count("/") <= 3 or "//" in path or path.startswith("/openapi") or path.startswith(_NODE_CREDENTIALS):
+            return None  # perhaps discovery, OpenAPI or node credentials
+        try:
+            t = parse_path(path)
+        except ApiError:
+            return None
+        if not t.name or t.subresource:
+            return None
+        wanted = negotiate(accept)
+        if wanted.table or wanted.partial:
+            return None
+        return self.registry.get_json(t.kind, t.namespace, t.name)
+
+    def _observed(self, verb: str, path: str, code: int, started: float) -> None:
+        seconds = time.monotonic() - started
+        for hook in self.request_hooks:
+            try:
+                hook(verb, path, code, seconds)
+            except Exception:  # observing a request must never fail it
+                log.exception("request hook failed")
+
     async def dispatch(self, request: Request) -> Response:
         started = time.monotonic()
         code = 500
-        verb = request.method
+        verb = request.scope["method"]
         path = request_path(request)
         try:
             resp = await self._dispatch(request, path)
@@ -403,19 +462,17 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, path)
             return status_response(ApiError(500, "InternalError", "an internal error occurred; see the master's log"))
         finally:
-            for hook in self.request_hooks:
-                try:
-                    hook(verb, path, code, time.monotonic() - started)
-                except Exception:  # observing a request must never fail it
-                    log.exception("request hook failed")
+            self._observed(verb, path, code, started)
 
     async def _dispatch(self, request: Request, path: str) -> Response:
+        method = request.scope["method"]
         user = self.authn.authenticate(request.headers.get("authorization"))
         if user is None:
             raise errors.unauthorized()
         path = path.rstrip("/")
-        if request.method == "GET":
-            doc = self._discovery(path)
+        if method == "GET":
+            # discovery paths have at most three segments: most paths need no look
+            doc = self._discovery(path) if path.count("/") <= 3 or "//" in path else None
             if doc is not None:
                 return ok(doc)
             if path == "/openapi" or path.startswith("/openapi/"):
@@ -423,7 +480,7 @@ class ApiServer:
         if path == f"/apis/{DOCKYARD_GROUP}/v1/{NODE_CREDENTIALS}":
             return await self._node_credentials(request, user)
         target = parse_path(path)
-        verb = self._verb(request, target)
+        verb = "get" if method == "GET" and target.name else self._verb(request, target)
         bound_node = None
         if user.node_name is not None and target.kind.kind == "Pod" and target.name and target.namespace:
             pod = self.registry.try_get(target.kind, target.namespace, target.name)
@@ -539,6 +596,8 @@ class ApiServer:
         wanted = negotiate(request.headers.get("accept"))
         if verb == "get" and not t.subresource and not request.scope.get("query_string"):
             # the hottest request, in short: no parameters to check, nothing but the object
+            if not (wanted.table or wanted.partial):  # the object as it is: its JSON as kept
+                return Response(reg.get_json(kind, t.namespace, t.name or ""), media_type="application/json")
             return ok(self._present_object(kind, reg.get(kind, t.namespace, t.name or ""), wanted, "Metadata"))
         q = Query(request)
         include = q.raw("includeObject") or "Metadata"
@@ -580,6 +639,8 @@ class ApiServer:
         if t.subresource in ("log", "exec"):
             raise ApiError(501, "NotImplemented", f"pods/{t.subresource} is not served by this master yet")
         if verb == "get":
+            if not (wanted.table or wanted.partial):
+                return Response(reg.get_json(kind, t.namespace, t.name or ""), media_type="application/json")
             return ok(self._present_object(kind, reg.get(kind, t.namespace, t.name or ""), wanted, include))
         if verb == "create":
             if t.name:

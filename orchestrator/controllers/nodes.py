@@ -31,7 +31,7 @@ detection, NoExecute taints and eviction.
   grace 0: the agent is unreachable, so nobody would finish a graceful delete. The
   ReplicaSet then creates a replacement, and the scheduler places it on a Ready node. When
   the node returns, its agent removes the containers of pods it no longer knows (orphans).
-* A deleted Node's password record (`orchestrator.api.nodepasswords`) is deleted with it.
+* A deleted Node's password record (`orchestrator.registry.nodepasswords`) is deleted with it.
 
 The decisions are pure functions of the Node, its Lease, its pods and an injected clock
 (`observe_heartbeat`, `compute_node_health`, `compute_pods_not_ready`, `compute_taints`,
@@ -50,14 +50,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import errors
-from ..api import nodepasswords
 from ..errors import ApiError
 from ..objects.kinds import Kind, by_kind
 from ..objects.timefmt import parse_rfc3339, rfc3339
 from ..reconcile.events import EventRecorder
 from ..reconcile.informer import Informers
 from ..reconcile.runner import Controller
-from ..registry import Registry
+from ..registry import Registry, nodepasswords
 from ..scheduler.core import toleration_tolerates
 from .reservations import Reservations
 

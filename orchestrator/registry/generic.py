@@ -23,6 +23,11 @@ needs no change here — only its module and its row in `objects/kinds.py`.
   then is the object defaulted and validated. A refused write leaves the store as it was.
 * a write carrying a stale `resourceVersion` fails with 409 Conflict; patches without one
   are retried on conflicts.
+* `get_json` is `get` for the API's plain JSON GET: the response body itself, from a small
+  bounded map keyed by the store key and mod revision (a revision names one value, so an
+  entry is never stale), filled from the stored text (`store.get_raw`); a read of an
+  object already answered at its current revision decodes and encodes nothing. Every
+  other read returns freshly decoded values the caller owns.
 * deletion is graceful for pods bound to a node (the node's agent stops the containers and
   then finishes the delete with `gracePeriodSeconds=0`) and waits for `finalizers`;
   dependents are removed by the garbage collector (background propagation).
@@ -34,8 +39,10 @@ import asyncio
 import builtins
 import copy
 import json
+import json.encoder
 import math
 import secrets
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -58,6 +65,9 @@ _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # affinity and managedFields stays under 20 levels), well within what the code walking them
 # can recurse.
 MAX_DEPTH = 100
+
+_BODIES_KEPT = 2048  # JSON bodies `get_json` keeps ...
+_BODIES_KEPT_BYTES = 16 << 20  # ... and their bytes together (one body at most a sixteenth)
 
 
 def clone(obj: Any) -> Any:
@@ -152,6 +162,9 @@ class Registry:
         self.clock = clock
         # hooks run after defaults and before validation on create (e.g. node pod CIDR)
         self.create_hooks: dict[str, list[Callable[[Obj], None]]] = {}
+        self._bodies: dict[tuple[str, int], bytes] = {}  # (store key, mod revision) -> `get_json`'s body
+        self._bodies_bytes = 0
+        self._bodies_lock = threading.Lock()
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -308,6 +321,35 @@ class Registry:
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> Obj:
         return self._read(self._kv(kind, namespace, name))
+
+    def get_json(self, kind: Kind, namespace: str | None, name: str) -> bytes:
+        """`dumps(get(...))`, byte for byte, from the bodies kept by (key, mod revision)."""
+        key = kind.key(self._ns(kind, namespace), name)
+        raw = self.store.get_raw(key)
+        if raw is None:
+            raise errors.not_found(kind.resource, name, kind.group)
+        text, rev, _ = raw
+        with self._bodies_lock:
+            body = self._bodies.get((key, rev))
+        if body is None:
+            obj: Obj = json.loads(text)
+            obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+            body = dumps(obj)
+            self._keep_body((key, rev), body)
+        return body
+
+    def _keep_body(self, at: tuple[str, int], body: bytes) -> None:
+        size = len(body)
+        if size > _BODIES_KEPT_BYTES // 16:
+            return
+        with self._bodies_lock:
+            bodies = self._bodies
+            if at in bodies:
+                return
+            while bodies and (len(bodies) >= _BODIES_KEPT or self._bodies_bytes + size > _BODIES_KEPT_BYTES):
+                self._bodies_bytes -= len(bodies.pop(next(iter(bodies))))
+            bodies[at] = body
+            self._bodies_bytes += size
 
     def try_get(self, kind: Kind, namespace: str | None, name: str) -> Obj | None:
         kv = self.store.get(kind.key(self._ns(kind, namespace), name))
@@ -822,5 +864,21 @@ def apply_patch(kind: Kind, current: Obj, body: Any, content_type: str) -> Any:
     raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {ct}")
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(obj, separators=(",", ":")) builds an encoder on every call; this one is built once
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # CPython's C accelerator (untyped)
+_ENCODER: Any = None if _make_encoder is None else _make_encoder(
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    """The JSON of an API response: `json.dumps(obj, separators=(",", ":")).encode()`, byte
+    for byte, with the encoder built once (every response goes through here). Without
+    circular-reference checks: JSON values from the store and the request decoders cannot
+    be circular (a circular one would raise RecursionError rather than ValueError)."""
+    if _ENCODER is None:
+        return json.dumps(obj, separators=(",", ":")).encode()
+    return "".join(_ENCODER(obj, 0)).encode()

@@ -22,8 +22,9 @@ returned revision 0.
 
 Writes and consistency
 ----------------------
-One connection (`check_same_thread=False`), guarded by one `threading.Lock`; reads take the same
-lock, which keeps things simple and correct (SQLite serialises writers anyway). Each write is a
+One connection (`check_same_thread=False`), guarded by one `threading.Lock`; reads of the
+database take the same lock, which keeps things simple and correct (SQLite serialises writers
+anyway; the rows kept for point reads have a lock of their own, see below). Each write is a
 `BEGIN IMMEDIATE` transaction that reads the key's newest row, checks the precondition
 (exists / does not exist / expected `mod_revision`) and appends the new row: a compare-and-swap.
 `BEGIN IMMEDIATE` also makes this safe should another process open the same file (a backup
@@ -39,12 +40,25 @@ Point reads
 `get` is the hottest read (every GET of one object), and each SQLite read transaction
 costs file-locking system calls on the WAL index. The newest row of recently read keys is
 kept in memory (`_rows`, at most `_ROWS_KEPT` keys, oldest dropped first) and served from
-there (at most `_ROWS_KEPT_CHARS` characters of values); every write to a key drops its
-entry before it runs, under the same lock, so a
-cached row is always the key's newest. Entries are made by reads only (a read that fails
-fails, even right after a write). This holds because the store is the database's only
-writer: other processes (a backup tool) may read the file but never write it. Values are
-decoded for each read as before: callers own what they get.
+there (at most `_ROWS_KEPT_CHARS` characters of values). The kept rows have a lock of their
+own (`_rows_lock`), held only for a dictionary operation and never across I/O, so a read of
+a kept row never waits for a writer, which holds the main lock through its transaction,
+the checkpoints SQLite runs inside commits, and the watch fan-out.
+
+Kept rows are never stale, because of two rules:
+
+* a write drops the key's entry (under `_rows_lock`) before its transaction begins, while
+  holding the main lock: from then on readers of the key miss and wait for the main lock,
+  so none sees the old row once the write has committed;
+* a reader that missed reads the database and keeps the row it found while it still holds
+  the main lock, so no write can commit between its read and its keep (a write that
+  starts after it drops the kept row again).
+
+Entries are made by reads only (a read that fails fails, even right after a write). This
+holds because the store is the database's only writer: other processes (a backup tool)
+may read the file but never write it. `get` decodes the value for each read as before
+(callers own what they get); `get_raw` hands out the row's JSON text and revisions
+undecoded, for callers that only pass the bytes on.
 
 Watches
 -------
@@ -267,7 +281,9 @@ class SQLiteStore:
         self._watch_lock = threading.Lock()
         self._watchers: tuple[Watch, ...] = ()  # copy-on-write, replaced under _watch_lock
         self._closed = False
-        self._rows: dict[str, tuple[int, str, int]] = {}  # key -> (rev, value, create_rev) of its live newest row
+        # key -> (rev, value, create_rev) of its live newest row; see "Point reads"
+        self._rows_lock = threading.Lock()
+        self._rows: dict[str, tuple[int, str, int]] = {}
         self._rows_chars = 0
         if on_disk:
             _secure_files(path)
@@ -357,19 +373,38 @@ class SQLiteStore:
 
     def get(self, key: str) -> KV | None:
         # the hottest read (every GET of one object): see "Point reads" in the module docstring
+        row = self._row(key)
+        if row is None:
+            return None
+        return KV(key, json.loads(row[1]), row[0], row[2])
+
+    def get_raw(self, key: str) -> tuple[str, int, int] | None:
+        """The live value of `key` as the JSON text it is stored as (compact separators, not
+        ASCII-escaped), with its mod and create revisions: `get` without the decode."""
+        row = self._row(key)
+        if row is None:
+            return None
+        return row[1], row[0], row[2]
+
+    def _row(self, key: str) -> tuple[int, str, int] | None:
+        """(rev, value, create_rev) of the key's live newest row: kept, or read and kept."""
+        if self._closed:
+            raise StoreClosed()
+        with self._rows_lock:
+            kept = self._rows.get(key)
+        if kept is not None:
+            return kept
         with self._lock:
             self._check_open()
-            kept = self._rows.get(key)
-            if kept is None:
-                try:
-                    row = self._latest(key)
-                except sqlite3.Error as e:
-                    raise self._error(e, "read") from e
-                if row is None or row[3]:
-                    return None
-                kept = (row[0], row[1], row[2])
-                self._keep_row(key, kept)
-        return KV(key, json.loads(kept[1]), kept[0], kept[2])
+            try:
+                row = self._latest(key)
+            except sqlite3.Error as e:
+                raise self._error(e, "read") from e
+            if row is None or row[3]:
+                return None
+            kept = (row[0], row[1], row[2])
+            self._keep_row(key, kept)  # still under the main lock: no write between the read and this
+        return kept
 
     def list(self, prefix: str) -> tuple[list[KV], int]:
         """Live keys under `prefix`, sorted by key, and the revision this snapshot is at."""
@@ -561,8 +596,9 @@ class SQLiteStore:
             if self._closed:
                 return
             self._closed = True
-            self._rows.clear()
-            self._rows_chars = 0
+            with self._rows_lock:
+                self._rows.clear()
+                self._rows_chars = 0
             self._conn.close()
         for watch in self._watchers:
             watch.close()
@@ -576,19 +612,27 @@ class SQLiteStore:
     # -- internals (callers hold self._lock) ---------------------------------------------
 
     def _keep_row(self, key: str, row: tuple[int, str, int]) -> None:
-        """Keep the newest row of `key` for `get`, dropping the oldest kept ones beyond the bounds."""
+        """Keep the newest row of `key` for `get`, dropping the oldest kept ones beyond the
+        bounds. The caller holds the main lock and has just read `row` under it."""
         size = len(row[1])
         if size > _ROWS_KEPT_CHARS // 16:
             return  # a very large value: read from the database every time
-        while self._rows and (len(self._rows) >= _ROWS_KEPT or self._rows_chars + size > _ROWS_KEPT_CHARS):
-            self._rows_chars -= len(self._rows.pop(next(iter(self._rows)))[1])
-        self._rows[key] = row
-        self._rows_chars += size
+        with self._rows_lock:
+            rows = self._rows
+            gone = rows.pop(key, None)
+            if gone is not None:
+                self._rows_chars -= len(gone[1])
+            while rows and (len(rows) >= _ROWS_KEPT or self._rows_chars + size > _ROWS_KEPT_CHARS):
+                self._rows_chars -= len(rows.pop(next(iter(rows)))[1])
+            rows[key] = row
+            self._rows_chars += size
 
     def _forget_row(self, key: str) -> None:
-        gone = self._rows.pop(key, None)
-        if gone is not None:
-            self._rows_chars -= len(gone[1])
+        """Before a write to `key` (under the main lock): readers of it go to the database."""
+        with self._rows_lock:
+            gone = self._rows.pop(key, None)
+            if gone is not None:
+                self._rows_chars -= len(gone[1])
 
     def _check_open(self) -> None:
         if self._closed:

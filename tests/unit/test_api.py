@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from orchestrator.api import nodepasswords
 from orchestrator.api.app import ApiServer, parse_path
 from orchestrator.api.auth import Authenticator
 from orchestrator.controllers.nodes import NodeLifecycleController, pod_cidr_hook
 from orchestrator.errors import ApiError
 from orchestrator.pki import node_token
 from orchestrator.reconcile.events import EventRecorder
-from orchestrator.registry import Registry
+from orchestrator.registry import Registry, nodepasswords
 from orchestrator.store import SQLiteStore
 
 ADMIN = "admin-token-0123456789"

@@ -107,3 +107,16 @@ def test_long_paths_are_parsed_but_not_kept() -> None:
     assert app.parse_path(f"/api/v1/nodes/{long_name}").name == long_name
     assert app._parse_path_cached.cache_info().currsize == before
     assert app.parse_path("/api/v1/nodes/short").name == "short"
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("/api", "APIVersions"), ("/api/", "APIVersions"), ("/apis", "APIGroupList"),
+    ("/api/v1", "APIResourceList"), ("/apis/apps/v1/", "APIResourceList"),
+    ("/api//v1", "APIResourceList"), ("/apis//apps/v1", "APIResourceList"),
+])
+def test_discovery_is_answered_on_every_spelling_of_its_paths(
+    apps: tuple[TestClient, TestClient], path: str, kind: str
+) -> None:
+    fast, _ = apps
+    r = fast.get(path, headers=H)
+    assert r.status_code == 200 and r.json()["kind"] == kind

@@ -15,6 +15,8 @@ Rules:
 * orchestrator/objects/ imports nothing from the other orchestrator packages;
 * orchestrator/autoscaling/ does not import orchestrator/api/ (node addressing and scrape
   parsing are on the ground floor, `objects.nodeaddr` and `objects.scrape`);
+* orchestrator/controllers/ and orchestrator/scheduler/ do not import orchestrator/api/ (the
+  HTTP layer);
 * orchestrator/registry/ and orchestrator/reconcile/ (the domain service and the controller
   runtime) import neither orchestrator/api/, orchestrator/cli/ nor orchestrator/controllers/.
 
@@ -97,6 +99,9 @@ def _breaks_a_rule(importer: str, imported: str) -> str | None:
     if _within(importer, "agent") and _within(imported, "orchestrator"):
         if not any(_within(imported, allowed) for allowed in AGENT_MAY_IMPORT):
             return "agent may import only objects, client, errors, execproto, nodecerts"
+    if any(_within(importer, f"orchestrator.{p}") for p in ("controllers", "scheduler")):
+        if _within(imported, "orchestrator.api"):
+            return "controllers/scheduler must not import api (HTTP); domain code lives in registry"
     if any(_within(importer, f"orchestrator.{p}") for p in ("registry", "reconcile")):
         if any(_within(imported, f"orchestrator.{p}") for p in ("api", "cli", "controllers")):
             return "registry/reconcile must not import api, cli or controllers"

@@ -163,7 +163,7 @@ def test_pod_cidr_conflict(cidr: str, owner: str | None) -> None:
 
 
 def test_orphaned_node_password_records() -> None:
-    from orchestrator.api import nodepasswords as npw
+    from orchestrator.registry import nodepasswords as npw
 
     def rec(node: str, age_min: float, labelled: bool = True) -> dict[str, Any]:
         r = npw.record(node, "p" * 32)

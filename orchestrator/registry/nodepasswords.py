@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import ApiError
 from ..objects.kinds import by_kind
 from ..objects.timefmt import parse_rfc3339
-from ..registry import Registry
+from .generic import Registry
 
 SECRET = by_kind("v1", "Secret")
 NAMESPACE = "kube-system"
