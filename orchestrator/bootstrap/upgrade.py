@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..client import Client
-from ..controllers.podutil import controller_ref
 from ..controllers.replicaset import EVACUATE_ANNOTATION
 from ..errors import ApiError
 from ..objects.kinds import by_kind
+from ..objects.pods import controller_ref
 from . import BootstrapError
 
 NODE = by_kind("v1", "Node")

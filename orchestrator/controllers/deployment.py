@@ -100,7 +100,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orchestrator.controllers.podutil import (
+from orchestrator.objects.pods import (
     controller_ref,
     creation_time,
     format_time,

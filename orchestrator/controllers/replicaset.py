@@ -46,7 +46,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.controllers.podutil import (
+from orchestrator.objects.pods import (
     creation_time,
     format_time,
     is_active,

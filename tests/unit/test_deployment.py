@@ -21,8 +21,8 @@ from orchestrator.controllers.deployment import (
     plan_deployment,
     pod_template_hash,
 )
-from orchestrator.controllers.podutil import format_time, is_active, is_available, owned_by
 from orchestrator.controllers.replicaset import plan_replicaset, pod_from_template
+from orchestrator.objects.pods import format_time, is_active, is_available, owned_by
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from orchestrator.controllers.deployment import (
     plan_deployment,
     pod_template_hash,
 )
-from orchestrator.controllers.podutil import owned_by
+from orchestrator.objects.pods import owned_by
 from tests.unit.test_deployment import Sim, cond, deployment
 
 Kubelet = Callable[[dict], dict]  # pod -> its status
