@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,20 @@ def primary_ip() -> str:
         s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
         return str(s.getsockname()[0])
     return "127.0.0.1"
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn's server, ending open watch streams as soon as shutdown begins: clients get the
+    end of their stream (and watch again elsewhere) instead of a response cancelled when
+    the graceful-shutdown timeout passes."""
+
+    def __init__(self, config: uvicorn.Config, end_watches: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._end_watches = end_watches
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._end_watches()
+        await super().shutdown(sockets)
 
 
 class Master:
@@ -229,7 +244,7 @@ class Master:
         config = api_server_config(self.api.app, self.cfg.host, self.cfg.port,
                                    ssl_certfile=str(self.pki.server_cert_path),
                                    ssl_keyfile=str(self.pki.server_key_path))
-        self.server = uvicorn.Server(config)
+        self.server = _ApiServer(config, self.store.close_watches)
         tune_interpreter()
         await asyncio.to_thread(self.start_controllers)
         compactor = asyncio.create_task(self._compact_loop())

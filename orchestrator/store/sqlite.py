@@ -603,6 +603,12 @@ class SQLiteStore:
         for watch in self._watchers:
             watch.close()
 
+    def close_watches(self) -> None:
+        """End every open watch: its consumer sees the stream end (an API watch ends its
+        response, clients watch again). The store stays open; new watches may start."""
+        for watch in self._watchers:
+            watch.close()
+
     def __enter__(self) -> SQLiteStore:
         return self
 
