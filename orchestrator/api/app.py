@@ -64,6 +64,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__, errors
 from ..errors import ApiError
 from ..nodecerts import NodeCertError
+from ..objects import Obj
 from ..objects.kinds import Kind, UnknownKind, by_resource
 from ..pki import PKIError
 from ..registry import Registry, apply_patch, dumps, nodepasswords
@@ -410,6 +411,25 @@ class ApiServer:
         response = await self.dispatch(Request(scope, receive, send))
         await response(scope, receive, send)
 
+    def _patch_scale(self, request: Request, kind: Kind, namespace: str, name: str, patch: Any,
+                     dry: bool) -> Obj:
+        """A patch of `/scale`, applied to the current Scale and written with its resourceVersion.
+        A conflict (a controller wrote the object in between) applies the patch again to the new
+        Scale, as the API server's update loop does, unless the patch itself set another
+        resourceVersion: that precondition failed, and the 409 is the answer."""
+        ctype = self._patch_type(request)
+        check_patch_shape(patch, ctype)
+        for _attempt in range(8):
+            current = self.registry.get_scale(kind, namespace, name)
+            body = check_scale(apply_patch(kind, current, patch, ctype))
+            try:
+                return self.registry.update_scale(kind, namespace, name, body, dry_run=dry)
+            except ApiError as e:
+                precondition = (body.get("metadata") or {}).get("resourceVersion")
+                if e.reason != "Conflict" or precondition != current["metadata"].get("resourceVersion"):
+                    raise
+        raise errors.conflict(kind.resource, name, kind.group)
+
     def _plain_get(self, scope: Scope) -> bytes | None:
         """The body of an admin's plain JSON GET of one object, as `_dispatch` and `_serve`
         answer it (`ok` of `Registry.get_json`), or None for any other request (the general
@@ -620,10 +640,7 @@ class ApiServer:
             body = await self._body(request)
             dry = dry_run(request)
             if verb == "patch":
-                ctype = self._patch_type(request)
-                check_patch_shape(body, ctype)
-                current = reg.get_scale(kind, t.namespace or "", t.name or "")
-                body = apply_patch(kind, current, body, ctype)
+                return ok(self._patch_scale(request, kind, t.namespace or "", t.name or "", body, dry))
             body = check_scale(body)
             return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body, dry_run=dry))
         if t.subresource == "binding":
