@@ -140,21 +140,11 @@ def test_agent_takes_its_join_token_from_the_environment(monkeypatch, capsys) ->
 
 def test_no_command_module_imports_cli_main() -> None:
     """cli.main imports the command modules; they take what they share from cli.options."""
-    import ast
+    from tests.support.imports import imports_of
 
     cli_dir = Path(cli.__file__).parent
-    offenders = []
-    for path in sorted(cli_dir.glob("*.py")):
-        if path.name == "main.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                target = ("." * node.level) + (node.module or "")
-                names = {a.name for a in node.names}
-                if target in (".main", "orchestrator.cli.main") or (target == "." and "main" in names):
-                    offenders.append(path.name)
-            elif isinstance(node, ast.Import) and any(a.name == "orchestrator.cli.main" for a in node.names):
-                offenders.append(path.name)
+    offenders = [path.name for path in sorted(cli_dir.glob("*.py"))
+                 if path.name != "main.py" and "orchestrator.cli.main" in imports_of(path)]
     assert offenders == []
 
 

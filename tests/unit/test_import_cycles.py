@@ -14,53 +14,25 @@ and so does an ALLOWED entry that no longer occurs, so the list can only shrink.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.imports import ROOT, imports_of, is_module, module_name
+
 PACKAGE = "orchestrator"
 
 # Each entry: the modules of one import circle, with the reason it is still there.
 ALLOWED: set[frozenset[str]] = set()
 
 
-def _module_name(path: Path) -> tuple[str, bool]:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    is_package = parts[-1] == "__init__"
-    if is_package:
-        parts = parts[:-1]
-    return ".".join(parts), is_package
-
-
-def _is_module(name: str) -> bool:
-    base = ROOT.joinpath(*name.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-
 def _imports(path: Path) -> set[str]:
     """Every orchestrator module `path` imports (absolute names), wherever the statement is."""
-    module, is_package = _module_name(path)
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
-            for alias in node.names:
-                sub = f"{source}.{alias.name}"
-                found.add(sub if _is_module(sub) else source)
-    return {name for name in found if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _is_module(name)}
+    return {name for name in imports_of(path) if (name == PACKAGE or name.startswith(PACKAGE + ".")) and is_module(name)}
 
 
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in sorted((ROOT / PACKAGE).rglob("*.py")):
-        module, _ = _module_name(path)
+        module, _ = module_name(path)
         graph.setdefault(module, set()).update(m for m in _imports(path) if m != module)
     for targets in list(graph.values()):
         for t in targets:

@@ -26,10 +26,8 @@ entry that no longer occurs, so the list can only shrink.
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from tests.support.imports import ROOT, imports_of, module_name
 
-ROOT = Path(__file__).resolve().parents[2]
 TOP_PACKAGES = ("orchestrator", "agent")
 AGENT_MAY_IMPORT = (
     "orchestrator.objects",
@@ -47,45 +45,12 @@ def _within(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
-def _module_name(path: Path) -> tuple[str, bool]:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    is_package = parts[-1] == "__init__"
-    if is_package:
-        parts = parts[:-1]
-    return ".".join(parts), is_package
-
-
-def _is_module(name: str) -> bool:
-    base = ROOT.joinpath(*name.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module `path` imports (absolute names)."""
-    module, is_package = _module_name(path)
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
-            for alias in node.names:
-                sub = f"{source}.{alias.name}"
-                found.add(sub if _is_module(sub) else source)
-    return found
-
-
 def _edges() -> set[tuple[str, str]]:
     edges = set()
     for top in TOP_PACKAGES:
         for path in sorted((ROOT / top).rglob("*.py")):
-            importer, _ = _module_name(path)
-            edges.update((importer, imported) for imported in _imports(path))
+            importer, _ = module_name(path)
+            edges.update((importer, imported) for imported in imports_of(path))
     return edges
 
 
