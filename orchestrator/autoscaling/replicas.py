@@ -379,25 +379,6 @@ def metric_name(metric: Obj) -> str:
     return f"external metric {name}"
 
 
-def target_text(metric: Obj, status: Obj | None) -> str:
-    """`current/target` as `kubectl get hpa` prints it (`cpu: 45%/50%`, `<unknown>/500m`)."""
-    src = _source(metric)
-    target = src.get("target") or {}
-    cur = (_source(status) if status else {}).get("current") or {}
-    if target.get("type") == "Utilization":
-        now = f"{cur['averageUtilization']}%" if cur.get("averageUtilization") is not None else "<unknown>"
-        text = f"{now}/{target.get('averageUtilization')}%"
-    elif target.get("type") == "AverageValue":
-        text = f"{cur.get('averageValue', '<unknown>')}/{target.get('averageValue')} (avg)" \
-            if metric.get("type") in ("Object", "External") else \
-            f"{cur.get('averageValue', '<unknown>')}/{target.get('averageValue')}"
-    else:
-        text = f"{cur.get('value', '<unknown>')}/{target.get('value')}"
-    if metric.get("type") in ("Resource", "ContainerResource"):
-        return f"{src.get('name')}: {text}"
-    return text
-
-
 def evaluate(metric: Obj, data: Any, spec_replicas: int, status_replicas: int, pods: Sequence[Obj], now: float,
              tun: Tunables = Tunables()) -> tuple[int, Obj]:
     """(proposed replicas, currentMetrics entry) of one metric spec given its fetched `data`.

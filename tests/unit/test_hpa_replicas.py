@@ -23,9 +23,9 @@ from orchestrator.autoscaling.replicas import (
     resource_utilization_replicas,
     rules,
     store_scale_event,
-    target_text,
     value_replicas,
 )
+from orchestrator.objects.resources.horizontalpodautoscaler import metric_target_text as target_text
 
 NOW = 1_700_000_000.0
 
