@@ -55,6 +55,14 @@ class HeaderDeadline:
     transport: asyncio.Transport
     client: tuple[str, int] | None
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_received()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _await_headers(self) -> None:
         self._headers_received()
         self._header_timer = self.loop.call_later(self.header_timeout, self._header_timeout_passed)
@@ -77,14 +85,6 @@ class HeaderDeadline:
 class H11HeaderTimeoutProtocol(HeaderDeadline, H11Protocol):
     """uvicorn's h11 protocol with the header deadline."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_headers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._headers_received()
-        super().connection_lost(exc)
-
     def handle_events(self) -> None:
         cycle = self.cycle
         super().handle_events()
@@ -104,14 +104,6 @@ if HttpToolsProtocol is not None:
 
     class HttpToolsHeaderTimeoutProtocol(HeaderDeadline, HttpToolsProtocol):
         """uvicorn's httptools protocol with the header deadline."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._await_headers()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._headers_received()
-            super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self._headers_received()  # a request started (or the connection becomes a WebSocket)
