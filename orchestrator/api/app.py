@@ -413,22 +413,13 @@ class ApiServer:
 
     def _patch_scale(self, request: Request, kind: Kind, namespace: str, name: str, patch: Any,
                      dry: bool) -> Obj:
-        """A patch of `/scale`, applied to the current Scale and written with its resourceVersion.
-        A conflict (a controller wrote the object in between) applies the patch again to the new
-        Scale, as the API server's update loop does, unless the patch itself set another
-        resourceVersion: that precondition failed, and the 409 is the answer."""
+        """A patch of `/scale`: the registry applies it to the current Scale (again after a
+        conflict with a concurrent write, `Registry.patch_scale`)."""
         ctype = self._patch_type(request)
         check_patch_shape(patch, ctype)
-        for _attempt in range(8):
-            current = self.registry.get_scale(kind, namespace, name)
-            body = check_scale(apply_patch(kind, current, patch, ctype))
-            try:
-                return self.registry.update_scale(kind, namespace, name, body, dry_run=dry)
-            except ApiError as e:
-                precondition = (body.get("metadata") or {}).get("resourceVersion")
-                if e.reason != "Conflict" or precondition != current["metadata"].get("resourceVersion"):
-                    raise
-        raise errors.conflict(kind.resource, name, kind.group)
+        return self.registry.patch_scale(kind, namespace, name,
+                                         lambda current: check_scale(apply_patch(kind, current, patch, ctype)),
+                                         dry_run=dry)
 
     def _plain_get(self, scope: Scope) -> bytes | None:
         """The body of an admin's plain JSON GET of one object, as `_dispatch` and `_serve`

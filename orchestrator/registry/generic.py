@@ -659,6 +659,23 @@ class Registry:
                 raise
         raise errors.conflict(kind.resource, name, kind.group)
 
+    def patch_scale(self, kind: Kind, namespace: str, name: str, patched: Callable[[Obj], Obj], *,
+                    dry_run: bool = False) -> Obj:
+        """Write the Scale `patched(current Scale)` returns (a patch applied to it). A conflict
+        with a concurrent write (a controller's) applies the patch again to the new Scale, as
+        the API server's update loop does, unless the patched Scale names a resourceVersion
+        other than the one it was made from: that precondition failed, and the 409 is the answer."""
+        for _attempt in range(8):
+            current = self.get_scale(kind, namespace, name)
+            scale = patched(current)
+            try:
+                return self.update_scale(kind, namespace, name, scale, dry_run=dry_run)
+            except ApiError as e:
+                precondition = (scale.get("metadata") or {}).get("resourceVersion")
+                if e.reason != "Conflict" or precondition != current["metadata"].get("resourceVersion"):
+                    raise
+        raise errors.conflict(kind.resource, name, kind.group)
+
     @staticmethod
     def _scale_replicas(namespace: str, name: str, scale: Any) -> int:
         """spec.replicas of a Scale body: an int32 >= 0 (ValidateScale); the body must be a
