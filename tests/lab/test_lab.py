@@ -146,6 +146,9 @@ def test_rolling_upgrade_keeps_the_deployment_available(lab_cluster: LabCluster)
     assert lc.cli("apply", "-f", str(lc.base / "web.yaml")).returncode == 0
     pods = wait_for(lambda: exactly(lc, 3), 90, what="3 ready pods")
     assert len({p["spec"]["nodeName"] for p in pods}) == 3
+    # the Deployment's status reports them too (two controller hops after the pods) before sampling starts
+    wait_for(lambda: int(lc.client.get(DEPLOY, "web", "default").get("status", {}).get("readyReplicas") or 0) == 3,
+             30, what="the Deployment reporting 3 ready replicas")
 
     samples: list[int] = []
     stop = threading.Event()
