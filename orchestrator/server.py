@@ -1,15 +1,18 @@
 """Assembling and running the master (`dockyard master`) and the all-in-one `dockyard up`.
 
-The master is one process. uvicorn serves the API over TLS on the main asyncio loop,
-which only serves requests and watches. The controllers run in a `Runner` of their own
-(the controller manager: a thread with its own event loop and shared informers), and so
-does the scheduler; both talk to the registry in-process (it is thread-safe) and each can
-be switched on and off as a unit (`start_controllers` / `stop_controllers`). Store
-compaction and Event pruning run in a worker thread, off the API's loop. `up` adds a node
-agent in a thread of the same process, with its own node identity, talking to the API
-over HTTPS like any remote agent would.
+uvicorn serves the API over TLS on the main asyncio loop, which only serves requests and
+watches. The controllers (the controller manager: a `Runner` with shared informers) and
+the scheduler (a `Runner` of its own) run, by default, in a child process that reaches the
+objects through the API (`controllermanager.ControllerManagerProcess`: started once the API
+serves, started again if it dies, stopped first when the master stops, and gone with the
+master even after `kill -9`); the API's process then has its interpreter to itself. With
+`--controller-manager thread` (and for a `Master` made in code) they run in threads of
+this process instead, on the registry (it is thread-safe). Either way each unit can be
+switched on and off (`start_controllers` / `stop_controllers`). Store compaction and Event
+pruning run in a worker thread, off the API's loop. `up` adds a node agent in a thread of
+the same process, with its own node identity, talking to the API over HTTPS like any
+remote agent would.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -33,27 +36,21 @@ from .api import mastermetrics, proxy, serving
 from .api.app import ApiServer
 from .api.auth import Authenticator
 from .api.serving import api_server_config
-from .autoscaling.metrics import make_source
 from .client import Client, config_path
-from .controllers.endpoints import EndpointsController
-from .controllers.gc import GarbageCollector, NamespaceController
-from .controllers.hpa import HorizontalPodAutoscalerController, sync_seconds_from_env
+from .controllermanager import ControllerManagerProcess, build_runners, child_argv
+from .controllers.hpa import sync_seconds_from_env
 from .controllers.nodes import (
     DEFAULT_EVICTION_TIMEOUT,
     DEFAULT_NODE_GRACE,
-    NodeLifecycleController,
     pod_cidr_hook,
 )
 from .controllers.services import DEFAULT_SERVICE_CIDR, service_allocation_hook
-from .controllers.workloads import DeploymentController, ReplicaSetController
 from .objects.files import write_private
 from .objects.kinds import by_kind
 from .pki import ClusterPKI, load_or_create_pki, node_token, write_kubeconfig
 from .reconcile.events import EventRecorder
-from .reconcile.runner import Runner
 from .registry import Registry
 from .registry.podadmission import pending_pods_hook
-from .scheduler.loop import Scheduler
 from .store import SQLiteStore
 
 log = logging.getLogger("dockyard.master")
@@ -61,8 +58,9 @@ log = logging.getLogger("dockyard.master")
 NODE = by_kind("v1", "Node")
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 HISTORY_KEPT = 20000  # revisions of history kept for watch resumption
-# The API's loop shares the interpreter with the controller and scheduler threads. Three
-# settings keep a busy reconcile from adding to a request's latency:
+# The API's loop shares the interpreter with the local agent's threads and, in thread mode,
+# with the controller and scheduler threads. Three settings keep them from adding to a
+# request's latency:
 # * a thread that computes keeps the interpreter lock until a waiting thread has asked for it
 #   for the switch interval (CPython's default is 5 ms): 0.5 ms bounds each wait;
 # * the runners' threads run at a lower priority (Linux niceness): when both want the CPU,
@@ -72,7 +70,6 @@ HISTORY_KEPT = 20000  # revisions of history kept for watch resumption
 #   frozen out of it and full collections are made rare (gen2 after 100 gen1 collections, not
 #   10); young generations are still collected often, which is where cyclic garbage dies.
 SWITCH_INTERVAL = 0.0005
-RUNNER_NICE = 5
 GC_THRESHOLDS = (10_000, 10, 100)
 
 
@@ -98,6 +95,16 @@ class MasterConfig:
     prometheus_url: str | None = None  # HPA metrics from Prometheus instead of the agents
     hpa_sync_seconds: float = field(default_factory=sync_seconds_from_env)
     max_pending_pods: int | None = None  # None: $DOCKYARD_MAX_PENDING_PODS or 1000; 0 turns it off
+    # the controllers and the scheduler: in a child process using the API (`dockyard master`
+    # and `up`), or in threads of this process (False: the default for a Master made in code)
+    controllers_process: bool = False
+
+    @property
+    def loopback_url(self) -> str:
+        """The URL this machine's own processes use (the serving certificate names 127.0.0.1)."""
+        if self.host in ("0.0.0.0", "::", "", "127.0.0.1", "localhost"):
+            return f"https://127.0.0.1:{self.port}"
+        return f"https://[{self.host}]:{self.port}" if ":" in self.host else f"https://{self.host}:{self.port}"
 
     @property
     def server_url(self) -> str:
@@ -123,13 +130,19 @@ def primary_ip() -> str:
 class _ApiServer(uvicorn.Server):
     """uvicorn's server, ending open watch streams as soon as shutdown begins: clients get the
     end of their stream (and watch again elsewhere) instead of a response cancelled when
-    the graceful-shutdown timeout passes."""
+    the graceful-shutdown timeout passes. `first` runs before that (blocking, in a worker
+    thread): the master stops its controller-manager process there, while the API still
+    answers its last writes."""
 
-    def __init__(self, config: uvicorn.Config, end_watches: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, end_watches: Callable[[], None],
+                 first: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self._end_watches = end_watches
+        self._first = first
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._first is not None:
+            await asyncio.to_thread(self._first)
         self._end_watches()
         await super().shutdown(sockets)
 
@@ -157,35 +170,29 @@ class Master:
             self.api, self.authn, self.pki.node_secret, cfg.data_dir,
             lambda: self.registry.items(NODE), cfg.server_url)
         self.api.add_routes(metric_routes)
-        recorder = EventRecorder(self.registry, "dockyard-controller-manager")
-        self.events = recorder
-        self.runner = Runner(
-            self.registry,
-            [
-                DeploymentController(self.registry, recorder),
-                ReplicaSetController(self.registry, recorder),
-                GarbageCollector(self.registry),
-                NamespaceController(self.registry),
-                NodeLifecycleController(self.registry, recorder, cfg.node_grace_seconds, cfg.eviction_timeout_seconds),
-                HorizontalPodAutoscalerController(
-                    self.registry, recorder, sync_seconds=cfg.hpa_sync_seconds,
-                    source_factory=lambda: make_source(self.registry, cfg.prometheus_url),
-                ),
-                EndpointsController(self.registry),
-            ],
-            name="controller-manager",
-            on_sync=self.metrics.observe_sync,
-            nice=RUNNER_NICE,
-        )
-        self.scheduler_runner = Runner(
-            self.registry,
-            [Scheduler(self.registry, EventRecorder(self.registry, "default-scheduler"))],
-            name="scheduler",
-            on_sync=self.metrics.observe_sync,
-            nice=RUNNER_NICE,
+        self.events = EventRecorder(self.registry, "dockyard-controller-manager")  # pruning, in compact()
+        self.runner, self.scheduler_runner = build_runners(
+            self.registry, node_grace_seconds=cfg.node_grace_seconds,
+            eviction_timeout_seconds=cfg.eviction_timeout_seconds, hpa_sync_seconds=cfg.hpa_sync_seconds,
+            prometheus_url=cfg.prometheus_url, on_sync=self.metrics.observe_sync,
         )
         self.runners = [self.runner, self.scheduler_runner]
-        self.metrics.watch_state(self.runners, self.store)
+        self.controller_process: ControllerManagerProcess | None = None
+        if cfg.controllers_process:
+            kubeconfig = cfg.data_dir / "controller-manager.kubeconfig"
+            write_kubeconfig(kubeconfig, cfg.loopback_url, self.pki.ca_cert_pem, self.pki.admin_token)
+            source_root = str(Path(__file__).resolve().parents[1])
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
+            self.controller_process = ControllerManagerProcess(child_argv(
+                kubeconfig, node_grace_seconds=cfg.node_grace_seconds,
+                eviction_timeout_seconds=cfg.eviction_timeout_seconds, hpa_sync_seconds=cfg.hpa_sync_seconds,
+                prometheus_url=cfg.prometheus_url), env)
+            proc = self.controller_process
+            self.metrics.add_exposition(lambda: asyncio.to_thread(proc.fetch_metrics))
+            self.metrics.watch_state([], self.store)
+        else:
+            self.metrics.watch_state(self.runners, self.store)
         self.server: uvicorn.Server | None = None
         self.started = threading.Event()
 
@@ -216,12 +223,18 @@ class Master:
         return Client(self.cfg.server_url, self.mint_node_token(node_name), self.pki.ca_cert_pem)
 
     def start_controllers(self) -> None:
-        """Start the controller manager and the scheduler (each in its own thread). Idempotent."""
+        """Start the controller manager and the scheduler (their process, or a thread each). Idempotent."""
+        if self.controller_process is not None:
+            self.controller_process.start()
+            return
         for runner in self.runners:
             runner.start()
 
     def stop_controllers(self) -> None:
-        """Stop them and join their threads. Idempotent; they can be started again."""
+        """Stop them (and wait for them). Idempotent; they can be started again."""
+        if self.controller_process is not None:
+            self.controller_process.stop()
+            return
         for runner in self.runners:
             runner.stop()
 
@@ -244,9 +257,11 @@ class Master:
         config = api_server_config(self.api.app, self.cfg.host, self.cfg.port,
                                    ssl_certfile=str(self.pki.server_cert_path),
                                    ssl_keyfile=str(self.pki.server_key_path))
-        self.server = _ApiServer(config, self.store.close_watches)
+        self.server = _ApiServer(config, self.store.close_watches,
+                                 self.stop_controllers if self.controller_process is not None else None)
         tune_interpreter()
-        await asyncio.to_thread(self.start_controllers)
+        if self.controller_process is None:
+            await asyncio.to_thread(self.start_controllers)
         compactor = asyncio.create_task(self._compact_loop())
         watcher = asyncio.create_task(self._signal_started())
         try:
@@ -261,6 +276,8 @@ class Master:
         while self.server is not None and not self.server.started:
             await asyncio.sleep(0.05)
         log.info("API server listening", extra={"url": self.cfg.server_url})
+        if self.controller_process is not None:
+            await asyncio.to_thread(self.start_controllers)  # it reaches the objects through the API
         self.started.set()
 
     def stop(self) -> None:
@@ -286,6 +303,7 @@ def _master_config(args: Any) -> MasterConfig:
         hpa_sync_seconds=float(getattr(args, "hpa_sync_period", None) or sync_seconds_from_env()),
         max_pending_pods=getattr(args, "max_pending_pods", None),
         service_cidr=getattr(args, "service_cidr", None) or DEFAULT_SERVICE_CIDR,
+        controllers_process=getattr(args, "controller_manager", "process") == "process",
     )
 
 

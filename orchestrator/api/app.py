@@ -642,8 +642,23 @@ class ApiServer:
             node = target.get("name") if isinstance(target, dict) else None
             if not isinstance(node, str) or not node:
                 raise errors.bad_request("a Binding with target.name is required")
-            reg.bind(t.namespace or "", t.name or "", node)
+            uid = (body.get("metadata") or {}).get("uid") if isinstance(body.get("metadata"), dict) else None
+            reg.bind(t.namespace or "", t.name or "", node, uid if isinstance(uid, str) and uid else None)
             return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+        if t.subresource == "finalize":
+            if verb != "update":
+                raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on namespaces/finalize")
+            body = require_object(await self._body(request), "a Namespace")
+            spec = body.get("spec")
+            finalizers = (spec.get("finalizers") if isinstance(spec, dict) else None) or []
+            if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+                raise errors.bad_request("spec.finalizers of a Namespace must be a list of strings")
+            reg.finalize_namespace(t.name or "", finalizers)
+            remaining = reg.try_get(kind, None, t.name or "")
+            if remaining is not None:
+                return ok(remaining)
+            return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                       "details": {"name": t.name, "kind": "namespaces"}})
         if t.subresource in ("log", "exec"):
             raise ApiError(501, "NotImplemented", f"pods/{t.subresource} is not served by this master yet")
         if verb == "get":

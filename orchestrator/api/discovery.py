@@ -46,6 +46,9 @@ def _subresources(k: Kind) -> list[dict[str, Any]]:
             out.append({"name": f"{k.resource}/scale", "singularName": "", "namespaced": k.namespaced,
                         "group": "autoscaling", "version": "v1", "kind": "Scale",
                         "verbs": ["get", "patch", "update"]})
+        elif sub == "finalize":
+            out.append({"name": f"{k.resource}/finalize", "singularName": "", "namespaced": False,
+                        "kind": k.kind, "verbs": ["update"]})
         elif sub == "binding":
             out.append({"name": f"{k.resource}/binding", "singularName": "", "namespaced": True,
                         "kind": "Binding", "verbs": ["create"]})

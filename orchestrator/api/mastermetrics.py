@@ -43,7 +43,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -59,6 +59,7 @@ from ..errors import ApiError
 from ..objects.files import write_private
 from ..objects.kinds import by_kind
 from ..objects.nodeaddr import metrics_port, node_address
+from ..reconcile.metrics import LATENCY_BUCKETS, ControllerMetrics, QueueDepths
 from . import auth
 from .app import ApiServer, parse_path
 
@@ -69,7 +70,6 @@ TOKEN_FILE = "prometheus-token"
 TARGETS_PATH = "/prometheus/targets"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PATHS_KEPT = 4096  # (method, path, code) whose series `observe_request` remembers
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def scrape_token(node_secret: bytes) -> str:
@@ -114,34 +114,19 @@ def sd_targets(nodes: list[dict[str, Any]], master_url: str, role: str | None = 
     return groups
 
 
-class QueueDepths(Protocol):
-    """What the metrics read of a controller runner (`reconcile.runner.Runner`)."""
-
-    def queue_depth(self) -> dict[str, int]: ...
-
-
 class StoreStats(Protocol):
     def size_bytes(self) -> int: ...
 
     def current_revision(self) -> int: ...
 
 
-class _StateCollector(Collector):
-    """Queue depths and store size, read at scrape time (safe while the runners run)."""
+class _StoreCollector(Collector):
+    """The store's size and revision, read at scrape time."""
 
-    def __init__(self, runners: Sequence[QueueDepths], store: StoreStats) -> None:
-        self.runners = list(runners)
+    def __init__(self, store: StoreStats) -> None:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily("dockyard_controller_queue_depth", "Keys waiting in a controller's work queue.",
-                                  labels=["controller"])
-        depths: dict[str, int] = {}
-        for runner in self.runners:
-            depths.update(runner.queue_depth())
-        for name, n in sorted(depths.items()):
-            depth.add_metric([name], n)
-        yield depth
         yield GaugeMetricFamily("dockyard_store_size_bytes", "Size of the store on disk (database and WAL).",
                                 value=self.store.size_bytes())
         yield GaugeMetricFamily("dockyard_store_revision", "Current revision of the store.",
@@ -164,9 +149,10 @@ class MasterMetrics:
         # (verb, resource, code) -> the two children; (method, path, code) -> the same pair
         self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._by_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.sync_seconds = Histogram(
-            "dockyard_controller_sync_duration_seconds", "Duration of one controller sync (the scheduler's "
-            "is one scheduling attempt).", ["controller"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        # the controllers' series: here when they run in this process (`watch_state`), else
+        # the exposition of the process that runs them, fetched at scrape time (`add_exposition`)
+        self.controllers: ControllerMetrics | None = None
+        self._expositions: list[Callable[[], Awaitable[bytes]]] = []
 
     # -- feeding ------------------------------------------------------------------------------
 
@@ -196,11 +182,23 @@ class MasterMetrics:
 
     def observe_sync(self, controller: str, key: str, seconds: float, error: BaseException | None) -> None:
         """A runner's `on_sync` hook: one controller sync took `seconds`."""
-        self.sync_seconds.labels(controller).observe(seconds)
+        self._controllers().observe_sync(controller, key, seconds, error)
+
+    def _controllers(self) -> ControllerMetrics:
+        if self.controllers is None:
+            self.controllers = ControllerMetrics(self.registry)
+        return self.controllers
 
     def watch_state(self, runners: Sequence[QueueDepths], store: StoreStats) -> None:
-        """Export the runners' queue depths and the store's size at scrape time."""
-        self.registry.register(_StateCollector(runners, store))
+        """Export the store's size and, when `runners` run in this process, their series."""
+        self.registry.register(_StoreCollector(store))
+        if runners:
+            self._controllers().watch_queues(runners)
+
+    def add_exposition(self, fetch: Callable[[], Awaitable[bytes]]) -> None:
+        """Append what `fetch` returns (series in the text format, another process's) to
+        every scrape; a failed fetch leaves them out of that scrape."""
+        self._expositions.append(fetch)
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -216,7 +214,13 @@ class MasterMetrics:
     async def metrics(self, request: Request) -> Response:
         if not self._allowed(request):
             return _denied()
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE)
+        body = generate_latest(self.registry)
+        for fetch in self._expositions:
+            try:
+                body += await fetch()
+            except Exception as e:  # the controller manager restarting: its series are absent once
+                log.info("the controllers' metrics are not available: %s", e)
+        return Response(body, media_type=CONTENT_TYPE)
 
     async def targets(self, request: Request) -> Response:
         if not self._allowed(request):

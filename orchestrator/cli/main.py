@@ -73,6 +73,9 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                         "1000; 0 turns the limit off)")
     p.add_argument("--eviction-timeout", type=seconds, metavar="S",
                    help="how long pods stay on an unreachable node before they are evicted (default 5s)")
+    p.add_argument("--controller-manager", choices=["process", "thread"], default="process",
+                   help="run the controllers and the scheduler in a child process that uses the API (default), "
+                        "or in threads of the master's process")
 
 
 def _port_options(p: argparse.ArgumentParser) -> None:
@@ -123,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("master", "orchestrator.server:main_master", "run the master (API, controllers, scheduler)")
     _server_options(p)
+
+    p = add("controller-manager", "orchestrator.controllermanager:main_controller_manager",
+            "run the controllers and the scheduler against a master's API (the master starts one itself)")
+    p.add_argument("--node-grace", type=seconds, metavar="S",
+                   help="seconds without a heartbeat before a node is NotReady (default 8)")
+    p.add_argument("--eviction-timeout", type=seconds, metavar="S",
+                   help="seconds a node stays NotReady before its pods are evicted (default 5)")
+    p.add_argument("--hpa-sync-period", type=seconds, metavar="S",
+                   help="seconds between two evaluations of each HorizontalPodAutoscaler (default 15)")
+    p.add_argument("--prometheus-url", metavar="URL", help="HPA metrics from this Prometheus instead of the agents")
+    p.add_argument("--nice", type=int, default=0, metavar="N", help="niceness added to the controllers' threads")
+    p.add_argument("--parent-pipe", action="store_true",
+                   help="stop at end-of-file on stdin and answer metrics requests on stdout (used by the master)")
 
     p = add("agent", "agent.main:main_agent", "run a node agent that joins a master")
     p.add_argument("--server", metavar="URL", help="master URL, e.g. https://10.0.0.1:6443 (required unless --cleanup)")

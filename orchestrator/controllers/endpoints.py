@@ -28,10 +28,10 @@ from typing import Any
 
 from ..errors import ApiError
 from ..objects import Obj
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind, by_kind
 from ..objects.selectors import selector_from_spec
 from ..reconcile.runner import Controller, split_key
-from ..registry import Registry
 
 log = logging.getLogger("dockyard.controllers.endpoints")
 
@@ -157,7 +157,7 @@ class EndpointsController(Controller):
     watches = (SERVICE, POD)
     resync_seconds = 10.0
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: ObjectAccess) -> None:
         super().__init__(registry)
 
     def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:

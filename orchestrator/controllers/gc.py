@@ -14,23 +14,30 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ApiError
-from ..objects.kinds import KINDS, Kind, by_kind
+from ..objects.kinds import KINDS, Kind, UnknownKind, by_kind
 from ..reconcile.runner import Controller
 
 log = logging.getLogger("dockyard.gc")
 
 NAMESPACE = by_kind("v1", "Namespace")
 OWNER_KINDS = tuple(k for k in KINDS if k.kind in ("Deployment", "ReplicaSet", "Pod", "Node"))
+# what may have owners: every kind but Events (they never carry ownerReferences here, expire
+# after an hour, and are the most written kind: not worth a cache of their own)
+DEPENDENT_KINDS = tuple(k for k in KINDS if k.kind != "Event")
 SCAN = "scan"
 
 
 class GarbageCollector(Controller):
+    """Reads every kind from the runner's informers (it watches them all); an object whose
+    owners all look gone in those caches is checked against the live objects before it is
+    deleted, since one cache may lag another (a new owner not yet seen, its dependent already)."""
+
     name = "garbage-collector"
-    watches = OWNER_KINDS
+    watches = DEPENDENT_KINDS
     resync_seconds = 15.0
 
     def keys_for(self, kind: Kind, event_type: str, obj: dict[str, Any]) -> Iterable[str]:
-        return [SCAN] if event_type == "DELETED" else []
+        return [SCAN] if event_type == "DELETED" and kind in OWNER_KINDS else []
 
     def all_keys(self) -> Iterable[str]:
         return [SCAN]
@@ -38,8 +45,8 @@ class GarbageCollector(Controller):
     def sync(self, key: str) -> None:
         objects: list[tuple[Any, dict[str, Any]]] = []
         uids: set[str] = set()
-        for kind in KINDS:
-            for obj in self.registry.items(kind):
+        for kind in DEPENDENT_KINDS:
+            for obj in self.lister(kind).list():
                 objects.append((kind, obj))
                 uids.add(obj["metadata"]["uid"])
         for kind, obj in objects:
@@ -47,13 +54,25 @@ class GarbageCollector(Controller):
             refs = meta.get("ownerReferences") or []
             if not refs or meta.get("deletionTimestamp"):
                 continue
-            if all(r.get("uid") not in uids for r in refs):
+            if all(r.get("uid") not in uids for r in refs) and not self._an_owner_lives(kind, meta, refs):
                 log.info("deleting %s %s/%s: its owners are gone", kind.kind, meta.get("namespace"), meta["name"])
                 try:
                     self.registry.delete(kind, meta.get("namespace"), meta["name"], precondition_uid=meta["uid"])
                 except ApiError as e:
                     if e.code not in (404, 409):
                         raise
+
+    def _an_owner_lives(self, kind: Kind, meta: dict[str, Any], refs: list[dict[str, Any]]) -> bool:
+        for ref in refs:
+            try:
+                owner_kind = by_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
+            except UnknownKind:
+                continue
+            ns = meta.get("namespace") if owner_kind.namespaced else None
+            owner = self.registry.try_get(owner_kind, ns, str(ref.get("name") or ""))
+            if owner is not None and owner["metadata"].get("uid") == ref.get("uid"):
+                return True
+        return False
 
 
 class NamespaceController(Controller):
@@ -84,6 +103,8 @@ class NamespaceController(Controller):
                         raise
         if remaining:
             raise ApiError(409, "Conflict", f"namespace {key} still has {remaining} objects")  # retried
-        kv = self.registry.store.get(NAMESPACE.key(None, key))
-        if kv is not None:
-            self.registry.store.delete(kv.key, expected_mod_revision=kv.mod_revision)
+        try:
+            self.registry.finalize_namespace(key)
+        except ApiError as e:
+            if e.code != 404:
+                raise

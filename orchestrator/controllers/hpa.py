@@ -44,11 +44,12 @@ from ..autoscaling.replicas import (
 )
 from ..errors import ApiError
 from ..objects import Obj
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind, UnknownKind, by_kind
 from ..objects.timefmt import rfc3339
 from ..reconcile.events import EventRecorder
 from ..reconcile.runner import Controller, split_key
-from ..registry import Registry, scale_of
+from ..registry import scale_of
 
 log = logging.getLogger("dockyard.controllers.hpa")
 
@@ -82,7 +83,7 @@ class HorizontalPodAutoscalerController(Controller):
     name = "horizontalpodautoscaler"
     watches = (HPA,)
 
-    def __init__(self, registry: Registry, recorder: EventRecorder, source: MetricsSource | None = None,
+    def __init__(self, registry: ObjectAccess, recorder: EventRecorder, source: MetricsSource | None = None,
                  sync_seconds: float | None = None, tunables: Tunables = Tunables(), *,
                  source_factory: Callable[[], MetricsSource] | None = None) -> None:
         super().__init__(registry)

@@ -51,12 +51,13 @@ from typing import Any
 
 from .. import errors
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind, by_kind
 from ..objects.timefmt import parse_rfc3339, rfc3339
 from ..reconcile.events import EventRecorder
 from ..reconcile.informer import Informers
 from ..reconcile.runner import Controller
-from ..registry import Registry, nodepasswords
+from ..registry import nodepasswords
 from ..scheduler.core import toleration_tolerates
 from .reservations import Reservations
 
@@ -97,7 +98,7 @@ def pod_cidr_conflict(cidr: str, others: dict[str, str]) -> str | None:
     return None
 
 
-def pod_cidr_hook(registry: Registry, cluster_cidr: str) -> Callable[[dict[str, Any]], None]:
+def pod_cidr_hook(registry: ObjectAccess, cluster_cidr: str) -> Callable[[dict[str, Any]], None]:
     """On Node creation: allocate `spec.podCIDR`, or check that a supplied one overlaps no
     other node's range (a node claiming another's range would receive its pods' traffic).
 
@@ -334,7 +335,7 @@ class NodeLifecycleController(Controller):
 
     def __init__(
         self,
-        registry: Registry,
+        registry: ObjectAccess,
         recorder: EventRecorder,
         grace_seconds: float = DEFAULT_NODE_GRACE,
         eviction_timeout: float = DEFAULT_EVICTION_TIMEOUT,

@@ -35,11 +35,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind, by_kind
 from ..reconcile.events import EventRecorder
 from ..reconcile.informer import BY_NAMESPACE, BY_OWNER, note_delete
 from ..reconcile.runner import Controller, split_key
-from ..registry import Registry
 from .deployment import plan_deployment
 from .replicaset import (
     DEFAULT_MAX_BURST,
@@ -76,7 +76,7 @@ class ReplicaSetController(Controller):
     watches = (RS, POD)
     resync_seconds = 10.0
 
-    def __init__(self, registry: Registry, recorder: EventRecorder, max_burst: int = DEFAULT_MAX_BURST) -> None:
+    def __init__(self, registry: ObjectAccess, recorder: EventRecorder, max_burst: int = DEFAULT_MAX_BURST) -> None:
         super().__init__(registry)
         self.events = recorder
         self.max_burst = max_burst
@@ -169,7 +169,7 @@ class DeploymentController(Controller):
     watches = (DEPLOY, RS, POD)
     resync_seconds = 5.0
 
-    def __init__(self, registry: Registry, recorder: EventRecorder) -> None:
+    def __init__(self, registry: ObjectAccess, recorder: EventRecorder) -> None:
         super().__init__(registry)
         self.events = recorder
 

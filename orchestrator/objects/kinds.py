@@ -101,7 +101,7 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",), strategy=namespace.STRATEGY),
+    Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), strategy=namespace.STRATEGY),
     Kind("", "v1", "Node", "nodes", False, ("no",), ("status",), strategy=node.STRATEGY),
     Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec"), strategy=pod.STRATEGY),
     Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",), strategy=configmap.STRATEGY),

@@ -17,9 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import by_kind
 from ..objects.timefmt import parse_rfc3339, rfc3339
-from ..registry import Registry
 
 log = logging.getLogger("dockyard.events")
 
@@ -27,7 +27,7 @@ EVENT = by_kind("v1", "Event")
 
 
 class EventRecorder:
-    def __init__(self, registry: Registry, component: str, instance: str = "") -> None:
+    def __init__(self, registry: ObjectAccess, component: str, instance: str = "") -> None:
         self.registry = registry
         self.component = component
         self.instance = instance or component

@@ -37,9 +37,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..errors import ApiError
 from ..objects import Obj
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind
-from ..registry import Registry
 from ..store import StoreClosed
 
 log = logging.getLogger("dockyard.informer")
@@ -103,7 +104,7 @@ def note_delete(lister: Lister, result: Obj) -> None:
 class RegistryLister:
     """A `Lister` reading the registry directly (no cache, nothing to note)."""
 
-    def __init__(self, registry: Registry, kind: Kind) -> None:
+    def __init__(self, registry: ObjectAccess, kind: Kind) -> None:
         self.registry = registry
         self.kind = kind
 
@@ -131,7 +132,7 @@ class RegistryLister:
 class Informer:
     """List+watch of one kind into an indexed cache, with event handlers."""
 
-    def __init__(self, registry: Registry, kind: Kind, indexes: dict[str, IndexFunc] | None = None) -> None:
+    def __init__(self, registry: ObjectAccess, kind: Kind, indexes: dict[str, IndexFunc] | None = None) -> None:
         self.registry = registry
         self.kind = kind
         self._lock = threading.RLock()
@@ -325,6 +326,10 @@ class Informer:
             except StoreClosed:
                 log.info("the store is closed; the informer of %s stops", self.kind.resource)
                 return
+            except ApiError as e:  # through the API: the master restarting, a request refused
+                log.warning("the list or watch of %s failed (%s); listing again", self.kind.resource, e.message)
+                self.resource_version = None
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("the informer of %s failed; listing again", self.kind.resource)
                 self.resource_version = None
@@ -336,7 +341,7 @@ class Informer:
 class Informers:
     """One informer per kind, shared by the controllers of one runner."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: ObjectAccess) -> None:
         self.registry = registry
         self._by_kind: dict[str, Informer] = {}
 

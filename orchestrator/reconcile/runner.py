@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind
-from ..registry import Registry
 from .informer import Informer, Informers, Lister, RegistryLister
 
 log = logging.getLogger("dockyard.controllers")
@@ -56,7 +56,7 @@ class Controller:
     resync_seconds = 10.0
     informers: Informers | None = None  # the runner's, once it runs this controller
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: ObjectAccess) -> None:
         self.registry = registry
 
     def use_informers(self, informers: Informers) -> None:
@@ -95,7 +95,7 @@ def split_key(key: str) -> tuple[str | None, str]:
 class Runner:
     """Controllers, their informers and work queues on a thread and event loop of their own."""
 
-    def __init__(self, registry: Registry, controllers: list[Controller], *, name: str = "controller-manager",
+    def __init__(self, registry: ObjectAccess, controllers: list[Controller], *, name: str = "controller-manager",
                  on_sync: SyncHook | None = None, nice: int = 0) -> None:
         self.registry = registry
         self.nice = nice  # added to the thread's scheduling niceness (Linux: per thread)

@@ -44,7 +44,7 @@ import math
 import secrets
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -611,6 +611,31 @@ class Registry:
                         self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision)
                     except (RevisionConflict, KeyNotFound):
                         pass
+
+    def finalize_namespace(self, name: str, finalizers: Sequence[str] = ()) -> None:
+        """The namespaces/finalize subresource: set the Namespace's `spec.finalizers`; once a
+        Namespace marked for deletion has none left (its content is gone: the namespace
+        controller says so), it is removed."""
+        ns_kind = by_kind("v1", "Namespace")
+        for _attempt in range(8):
+            kv = self._kv(ns_kind, None, name)
+            new = copy.deepcopy(kv.value)
+            meta = new.get("metadata") or {}
+            if list(finalizers):
+                new.setdefault("spec", {})["finalizers"] = list(finalizers)
+            else:
+                (new.get("spec") or {}).pop("finalizers", None)
+            try:
+                if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers"):
+                    self.store.delete(kv.key, expected_mod_revision=kv.mod_revision)
+                elif new != kv.value:
+                    self.store.update(kv.key, new, expected_mod_revision=kv.mod_revision, deleting=True)
+                return
+            except RevisionConflict:
+                continue
+            except KeyNotFound:
+                raise errors.not_found(ns_kind.resource, name) from None
+        raise errors.conflict(ns_kind.resource, name)
 
     # -- pods/binding and scale -----------------------------------------------------------
 

@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import by_kind
 from ..objects.timefmt import parse_rfc3339
-from .generic import Registry
 
 SECRET = by_kind("v1", "Secret")
 NAMESPACE = "kube-system"
@@ -57,7 +57,7 @@ def matches(secret: dict[str, Any], password: str) -> bool:
     return hmac.compare_digest(stored, digest(password))
 
 
-def bind(registry: Registry, node: str, password: str) -> None:
+def bind(registry: ObjectAccess, node: str, password: str) -> None:
     """Record `password` for `node` on its first join; refuse a different one later."""
     existing = registry.try_get(SECRET, NAMESPACE, secret_name(node))
     if existing is None:
@@ -78,7 +78,7 @@ def bind(registry: Registry, node: str, password: str) -> None:
         )
 
 
-def forget(registry: Registry, node: str) -> bool:
+def forget(registry: ObjectAccess, node: str) -> bool:
     """Delete `node`'s password record; True if there was one."""
     try:
         registry.delete(SECRET, NAMESPACE, secret_name(node))

@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import ApiError
+from ..objects.access import ObjectAccess
 from ..objects.kinds import Kind, by_kind
 from ..reconcile.events import EventRecorder
 from ..reconcile.runner import Controller, split_key
-from ..registry import Registry, set_condition
+from ..registry import set_condition
 from .cache import PodInfo, SchedulerCache, pod_uid
 from .core import ScheduleResult
 
@@ -78,7 +79,7 @@ class Scheduler(Controller):
     watches = (POD, NODE)
     resync_seconds = 1.0
 
-    def __init__(self, registry: Registry, recorder: EventRecorder, *,
+    def __init__(self, registry: ObjectAccess, recorder: EventRecorder, *,
                  percentage_of_nodes_to_score: int = 0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__(registry)
@@ -149,9 +150,9 @@ class Scheduler(Controller):
             self._unschedulable(key, info, result.reason)
             return
         ns, name = split_key(key)
-        self.cache.assume(info, result.node)
+        assumed = self.cache.assume(info, result.node)
         try:
-            bound = self.registry.bind(ns or "default", name, result.node, info.uid)
+            bound = self.registry.bind(ns or "default", name, result.node, info.uid) or assumed.pod
         except BaseException as e:
             self.cache.forget(info)
             if isinstance(e, ApiError) and e.code == 404:
