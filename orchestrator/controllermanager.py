@@ -99,19 +99,33 @@ def build_runners(access: ObjectAccess, *, node_grace_seconds: float, eviction_t
 # -- the child process ---------------------------------------------------------------------------
 
 
-def _serve_parent(stdin: IO[bytes], stdout: IO[bytes], metrics: ControllerMetrics, stop: threading.Event) -> None:
-    """Answer the master's metrics requests on stdout; end-of-file on stdin (the master is
-    gone) stops the process."""
+def _serve_parent(in_fd: int, out_fd: int, metrics: ControllerMetrics, stop: threading.Event) -> None:
+    """Answer the master's metrics requests on `out_fd` (stdout); end-of-file on `in_fd`
+    (stdin: the master is gone) stops the process. Raw descriptors, no buffered file: a
+    thread blocked in a buffered read would hold its lock through interpreter shutdown."""
+    pending = b""
     try:
-        for line in stdin:
-            if line == METRICS_REQUEST:
-                body = metrics.exposition()
-                stdout.write(b"%d\n" % len(body) + body)
-                stdout.flush()
-    except (OSError, ValueError):
+        while True:
+            chunk = os.read(in_fd, 4096)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, _, pending = pending.partition(b"\n")
+                if line + b"\n" == METRICS_REQUEST:
+                    body = metrics.exposition()
+                    _write_all(out_fd, b"%d\n" % len(body) + body)
+    except OSError:
         pass
-    log.info("the master is gone; stopping")
+    if not stop.is_set():
+        log.info("the master is gone; stopping")
     stop.set()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def main_controller_manager(args: Any) -> int:
@@ -137,7 +151,7 @@ def main_controller_manager(args: Any) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     if args.parent_pipe:
-        threading.Thread(target=_serve_parent, args=(sys.stdin.buffer, sys.stdout.buffer, metrics, stop),
+        threading.Thread(target=_serve_parent, args=(sys.stdin.fileno(), sys.stdout.fileno(), metrics, stop),
                          name="parent", daemon=True).start()
     log.info("controller manager and scheduler starting", extra={"server": client.server})
     for runner in runners:

@@ -14,11 +14,10 @@ need, this module knows nothing of the master's assembly):
     The children of both metrics are looked up once per label tuple and kept, and found
     again by (method, path, code) in a bounded map: a request costs one dictionary lookup
     and the two updates;
-  - ``dockyard_controller_sync_duration_seconds{controller}`` (histogram): each
-    controller's `sync`, the scheduler's included (one sync is one scheduling attempt),
-    through the runners' `on_sync` hook (`MasterMetrics.observe_sync`, called from the
-    runners' threads; the prometheus_client metrics are thread-safe);
-  - ``dockyard_controller_queue_depth{controller}``: keys waiting in each work queue;
+  - ``dockyard_controller_sync_duration_seconds{controller}`` (histogram) and
+    ``dockyard_controller_queue_depth{controller}`` (`reconcile.metrics`): registered here
+    when the runners run in the master's process (`observe_sync` is their `on_sync` hook),
+    else the controller-manager process's series, fetched at scrape time (`add_exposition`);
   - ``dockyard_store_size_bytes`` (database plus write-ahead log), ``dockyard_store_revision``.
 
 * ``GET /prometheus/targets[?role=agent|master]``: Prometheus HTTP service discovery

@@ -5,7 +5,6 @@ started again when it dies, stopped on request, and the child's side of the pipe
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import threading
@@ -118,19 +117,24 @@ def test_a_child_that_does_not_answer_times_out(supervised: Callable[..., Contro
 
 def test_the_child_answers_metrics_and_stops_at_end_of_file() -> None:
     r_in, w_in = os.pipe()
-    out = io.BytesIO()
+    r_out, w_out = os.pipe()
     metrics = ControllerMetrics()
     metrics.observe_sync("deployment", "default/web", 0.002, None)
     stop = threading.Event()
-    t = threading.Thread(target=_serve_parent, args=(os.fdopen(r_in, "rb"), out, metrics, stop))
+    t = threading.Thread(target=_serve_parent, args=(r_in, w_out, metrics, stop))
     t.start()
-    with os.fdopen(w_in, "wb") as w:
-        w.write(METRICS_REQUEST)
+    with os.fdopen(w_in, "wb") as w, os.fdopen(r_out, "rb") as out:
+        w.write(METRICS_REQUEST[:3])  # a request may come in pieces
         w.flush()
-        poll(lambda: out.getvalue() != b"")
+        w.write(METRICS_REQUEST[3:])
+        w.flush()
+        header = out.readline()
+        body = out.read(int(header))
         assert not stop.is_set()
-    t.join(5)
-    assert stop.is_set()  # the master is gone
-    header, _, body = out.getvalue().partition(b"\n")
-    assert int(header) == len(body)
+        w.close()
+        t.join(5)
+        assert stop.is_set()  # the master is gone
+    os.close(r_in)
+    os.close(w_out)
     assert b'dockyard_controller_sync_duration_seconds_count{controller="deployment"} 1.0' in body
+    assert body.endswith(b"\n")
