@@ -29,7 +29,11 @@ GET/s is the second target (>= 0.6). The servers' CPU time per GET (from /proc) 
 too: on a small machine the load generator competes with the server for the CPUs (the bench
 keeps them on separate CPUs when there are two or more), and the CPU ratio is the one
 figure that its share does not move. With `--profile`, the master runs under cProfile for
-the span of one more GET load and the top entries are printed: where the time goes.
+the span of one more GET load, and again for the loaded phase, and the top entries of each
+are printed: where the time goes. Under load, the output also says what else the API served
+(requests per second by verb and resource, from the master's own counters) while the
+sequential GETs were timed: the writes of the controllers and the scheduler it handles on
+the same event loop.
 
 A benchmark, never a test: it prints and does not assert. Run:
 `python bench/api.py [--nodes 1000] [--replicas 5000] [--seconds 10] [--profile]`.
@@ -113,6 +117,7 @@ class Phase:
     pods_listed: int = 0
     watch: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    others: str = ""  # what else the API served during the sequential GETs
 
 
 # -- one keep-alive HTTPS connection, raw ---------------------------------------------------
@@ -323,13 +328,17 @@ def child_master(argv: list[str]) -> int:
 
     out = os.environ.get("BENCH_PROFILE_OUT")
     if out:
-        prof = cProfile.Profile()
-        signal.signal(PROFILE_ON, lambda *_: prof.enable())
+        prof = [cProfile.Profile()]
+
+        def start(*_: Any) -> None:
+            prof[0] = cProfile.Profile()  # each span profiled on its own
+            prof[0].enable()
 
         def dump(*_: Any) -> None:
-            prof.disable()
-            prof.dump_stats(out)
+            prof[0].disable()
+            prof[0].dump_stats(out)
 
+        signal.signal(PROFILE_ON, start)
         signal.signal(PROFILE_OFF, dump)
     return main(["master", *argv])
 
@@ -604,7 +613,10 @@ def measure(phase: Phase, t: Target, c: Client, watcher: Watcher, gen: LoadGen, 
     conn = RawConnection(t.host, t.port, headers)
     try:
         timed_gets(conn, t.node_path, 20)  # warm
+        counts0, t0 = request_counts(conn), time.monotonic()
         phase.get = timed_gets(conn, t.node_path, get_samples)
+        counts1, t1 = request_counts(conn), time.monotonic()
+        phase.others = others_during(counts0, counts1, t1 - t0, t.node_path)
         phase.list_nodes = timed_gets(conn, "/api/v1/nodes", 10)
         phase.list_pods = timed_gets(conn, f"/api/v1/namespaces/{NS}/pods", 5)
         status, body = conn.get(f"/api/v1/namespaces/{NS}/pods")
@@ -613,6 +625,40 @@ def measure(phase: Phase, t: Target, c: Client, watcher: Watcher, gen: LoadGen, 
         conn.close()
     phase.watch = watcher.latency(c, 50)
     return phase
+
+
+_SERIES = re.compile(r"^dockyard_apiserver_requests_total\{([^}]*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def request_counts(conn: RawConnection) -> dict[tuple[str, str], float]:
+    """The master's request counters by (verb, resource), from its /metrics."""
+    status, body = conn.get("/metrics")
+    out: dict[tuple[str, str], float] = {}
+    if status != 200:
+        return out
+    for line in body.decode(errors="replace").splitlines():
+        m = _SERIES.match(line)
+        if m:
+            labels = dict(_LABEL.findall(m.group(1)))
+            key = (labels.get("verb", ""), labels.get("resource", ""))
+            out[key] = out.get(key, 0.0) + float(m.group(2))
+    return out
+
+
+def others_during(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], seconds: float,
+                  node_path: str) -> str:
+    """What else the API served while the sequential GETs were timed (the bench's own GETs
+    of the Node and its /metrics scrape left out), per second, the largest first."""
+    rates = []
+    for key, n in after.items():
+        done = n - before.get(key, 0.0)
+        if done > 0:
+            rates.append((done / seconds, key))
+    rates = [(r, k) for r, k in rates if k != ("GET", "nodes") and k[1]]
+    total = sum(r for r, _ in rates)
+    top = ", ".join(f"{k[0]} {k[1]} {r:,.0f}/s" for r, k in sorted(rates, reverse=True)[:5])
+    return f"{total:,.0f} other requests/s ({top or 'none'})"
 
 
 def show(p: Phase) -> None:
@@ -627,6 +673,8 @@ def show(p: Phase) -> None:
         else:
             print("  (its CPU per GET here also holds what the controllers and the scheduler spent)")
     print(f"GET one Node, 1 client:   p50 {ms(pct(p.get, 50))}  p99 {ms(pct(p.get, 99))}  ({len(p.get)} requests)")
+    if p.others:
+        print(f"  meanwhile the API served {p.others}")
     print(f"LIST nodes:               p50 {ms(pct(p.list_nodes, 50))}  p99 {ms(pct(p.list_nodes, 99))}")
     print(f"LIST pods ({p.pods_listed:5d} pods):    p50 {ms(pct(p.list_pods, 50))}  p99 {ms(pct(p.list_pods, 99))}")
     print(f"WATCH write->event:       p50 {ms(pct(p.watch, 50))}  p99 {ms(pct(p.watch, 99))}  ({len(p.watch)} events)")
@@ -638,7 +686,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:5.2f}x" if b else "  n/a"
 
 
-def profile_report(path: Path, top: int) -> None:
+def profile_report(path: Path, top: int, what: str = "under the GET load") -> None:
     if not path.exists():
         print("(no profile written)")
         return
@@ -652,7 +700,7 @@ def profile_report(path: Path, top: int) -> None:
         elif str(ROOT) in file:
             where = file.replace(str(ROOT) + "/", "") + f":{line}({func})"
         rows.append((tt, ct, nc, where))
-    print(f"\n== where the master's time goes under the GET load (cProfile of its main thread, {total:.2f}s)")
+    print(f"\n== where the master's time goes {what} (cProfile of its main thread, {total:.2f}s)")
     print("self time, the top entries:")
     for tt, _ct, nc, where in sorted(rows, reverse=True)[:top]:
         print(f"  {tt / total * 100:5.1f}%  {nc:8d} calls  {where}")
@@ -674,7 +722,8 @@ def main() -> int:
     p.add_argument("--renew", type=float, default=30.0, help="seconds between two renewals of a node's Lease")
     p.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is there")
     p.add_argument("--no-pin", action="store_true", help="do not keep the servers and the load on separate CPUs")
-    p.add_argument("--profile", action="store_true", help="profile the master under the GET load and print the top")
+    p.add_argument("--profile", action="store_true",
+                   help="profile the master under the GET load, then under controller load, and print the tops")
     p.add_argument("--top", type=int, default=25, help="profile entries printed (default 25)")
     p.add_argument("--settle", type=float, default=120.0,
                    help="after the loaded phase, wait up to this long for every replica to be bound")
@@ -776,8 +825,13 @@ def main() -> int:
                 c.create(deployment(args.replicas), NS)
                 time.sleep(1.0)
                 before = pod_progress(c)
+                if args.profile:
+                    prof_out.unlink(missing_ok=True)
+                    master.send_signal(PROFILE_ON)
                 loaded = measure(Phase(f"while a {args.replicas}-replica Deployment is created and scheduled"),
                                  target, c, watcher, gen, args.seconds, args.gets)
+                if args.profile:
+                    master.send_signal(PROFILE_OFF)
                 after = pod_progress(c)
                 took = time.monotonic() - t_load
                 loaded.notes.append(f"pods (bound) at the start of the measures: {before[0]} ({before[1]}), "
@@ -786,6 +840,10 @@ def main() -> int:
                     loaded.notes.append("NOTE: every replica was bound before the measures ended: "
                                         "part of them ran on an idle master")
                 show(loaded)
+                if args.profile:
+                    time.sleep(2)
+                    profile_report(prof_out, args.top, "under controller load (the GET load and the sequential "
+                                                       "GETs included)")
 
                 deadline = time.monotonic() + args.settle
                 done = after
