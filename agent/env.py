@@ -246,11 +246,19 @@ def _key_ref(
 
 
 def resolve_env(
-    pod: Mapping[str, Any], spec: Mapping[str, Any], source: ConfigSource, facts: PodFacts
+    pod: Mapping[str, Any], spec: Mapping[str, Any], source: ConfigSource, facts: PodFacts,
+    service_env: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """The container's environment as ordered (name, value) pairs. Raises ConfigError."""
+    """The container's environment as ordered (name, value) pairs. Raises ConfigError.
+    `$(VAR)` in a value expands to a variable defined before it or, as kubelet does, to one
+    of the pod's Service variables (`service_env`, which are not added here)."""
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
     env: dict[str, str] = {}
+    services = service_env or {}
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else services.get(name)
+
     for src in spec.get("envFrom") or []:
         prefix = str(src.get("prefix") or "")
         for kind, secret in (("configMapRef", False), ("secretRef", True)):
@@ -272,7 +280,7 @@ def resolve_env(
         name = str(item.get("name") or "")
         vf = item.get("valueFrom")
         if not vf:
-            env[name] = expand(str(item.get("value") or ""), env.get)
+            env[name] = expand(str(item.get("value") or ""), lookup)
             continue
         value: str | None
         if vf.get("configMapKeyRef"):

@@ -34,7 +34,10 @@ under the data directory (mode 0600) and reused on restart.
 The executor also owns the pod's surroundings: volumes (``agent.volumes``, prepared and
 refreshed before planning, torn down when the pod's containers are gone), the container
 environment (``agent.env``: ``valueFrom``/``envFrom``/``$(VAR)``, resolved at each start;
-a missing required key waits as ``CreateContainerConfigError``) and probes
+a missing required key waits as ``CreateContainerConfigError``; then the Service variables,
+``agent.serviceenv``, from the Services the agent's watch-fed cache holds at that moment:
+a start waits a few seconds for the cache's first list, as kubelet does, and is otherwise
+retried as ``CreateContainerConfigError``) and probes
 (``agent.probes``: the executor registers running containers with the ``Prober``, feeds its
 health into both planners, and records why it killed a container whose liveness probe
 failed). A probe result change calls back into the agent, which syncs that pod at once.
@@ -115,6 +118,7 @@ from .pods import (
 )
 from .probes import NetworkProbeRunner, Prober, Target
 from .runtime import ContainerOptions, DockerRuntime, RuntimeFailure
+from .serviceenv import service_env, with_service_env
 from .status import StartError, compute_pod_status
 from .volumes import VolumeError, VolumeManager
 
@@ -126,6 +130,10 @@ ORPHAN_GRACE = 10
 DEFAULT_DATA_DIR = Path("/var/lib/dockyard-agent")
 WATCH_TIMEOUT = 60
 NODE_CREDENTIALS_PATH = "/apis/dockyard.io/v1/nodecredentials"
+SERVICES_SYNC_WAIT = 5.0  # how long a container start waits for the Service cache's first list
+
+# The Services of the cluster, or None while their first list has not arrived.
+ServiceLister = Callable[[], list[dict[str, Any]] | None]
 
 
 # -- executing actions ----------------------------------------------------------------------
@@ -155,8 +163,11 @@ class PodExecutor:
         volumes: VolumeManager | None = None,
         prober: Prober | None = None,
         on_change: Callable[[str], None] | None = None,
+        services: ServiceLister | None = None,
     ) -> None:
         self.runtime = runtime
+        # Service variables for containers; None: no API behind this executor, no variables
+        self.services = services
         self.backoff = backoff
         self.node_ip = node_ip
         self.clock = clock
@@ -304,12 +315,26 @@ class PodExecutor:
         ):
             pod_ip = self.runtime.container_ip(sandbox_id)
         facts = PodFacts(pod_ip=pod_ip, host_ip=self.node_ip, node_cpu=self._node_cpu, node_memory=self._node_memory)
-        env = resolve_env(pod, spec, self.config_source, facts)
+        services = self.service_env(pod)
+        env = with_service_env(resolve_env(pod, spec, self.config_source, facts, services), services)
         command, args = expand_command(spec, env)
         mounts: list[Any] = []
         if spec.get("volumeMounts"):
             mounts = self.volumes.mounts(pod, spec, self.volumes.prepare(pod))
         return ContainerOptions(env=env, command=command, args=args, mounts=tuple(mounts))
+
+    def service_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """The pod's Service variables (agent.serviceenv) from the Services known now."""
+        if self.services is None:
+            return {}
+        deadline = time.monotonic() + SERVICES_SYNC_WAIT
+        services = self.services()
+        while services is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            services = self.services()
+        if services is None:
+            raise ConfigError("services have not yet been read at least once, cannot construct envvars")
+        return service_env(services, pod)
 
     def _spec(self, pod: dict[str, Any], a: StartContainer) -> dict[str, Any] | None:
         specs = init_specs(pod) if a.init else app_specs(pod)
@@ -501,6 +526,7 @@ class Agent:
             config_source=ClientConfigSource(client),
             data_dir=self.data_dir,
             prober=Prober(NetworkProbeRunner(runtime.exec_probe), clock, self._probe_changed, probe_workers),
+            services=self._services,
         )
         self.pods: dict[str, dict[str, Any]] = {}
         self.synced = False
@@ -515,6 +541,14 @@ class Agent:
         self._exited = threading.Event()  # run() has finished stopping (ends the Lease renewals)
         self.cluster_state: Any = None  # agent.serviceproxy.ClusterState once the service network runs
         self._field_selector = f"spec.nodeName={node_name}"
+
+    def _services(self) -> list[dict[str, Any]] | None:
+        """The Services for container variables: the service network's cache (None until its
+        first list); none when that network does not run (no cache to read)."""
+        state = self.cluster_state
+        if state is None:
+            return []
+        return state.services() if state.synced.get("services") else None
 
     # -- lifecycle ------------------------------------------------------------------------
 

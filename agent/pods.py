@@ -21,7 +21,10 @@ Rules, in order:
   current sandbox before any app container starts; a failed init container is restarted
   (with back-off) unless the policy is ``Never``, which fails the pod.
 * App container missing → start it (unless a recent failed start is backing off);
-  running with a different spec hash → kill it and start a new attempt; exited →
+  running with a different spec hash → kill it and start a new attempt (the hash covers
+  the container's spec alone: what the executor resolves at start, such as the Service
+  variables of ``agent.serviceenv`` or ConfigMap values, is outside it, so a Service that
+  appears later or an agent restart replaces nothing, as with kubelet); exited →
   restart per ``restartPolicy`` (Always / OnFailure / Never), held back by the back-off
   (the status then says ``CrashLoopBackOff``).
 * Garbage: per container name keep the two newest attempts (the newest gives ``state``,

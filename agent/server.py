@@ -7,7 +7,9 @@ own threads never wait on it):
   ``GET /containerLogs/{ns}/{pod}/{container}`` (``follow``, ``tailLines``,
   ``timestamps``, ``previous``, ``podUID``) streams a container's output;
   ``/exec/{ns}/{pod}/{container}`` (``command`` repeated, ``stdin``, ``tty``, ``podUID``)
-  is a WebSocket speaking the Kubernetes channel protocol (``orchestrator.execproto``).
+  is a WebSocket speaking the Kubernetes channel protocol (``orchestrator.execproto``);
+  ``/portForward/{ns}/{pod}`` (``port`` repeated or comma-separated, ``podUID``) is
+  kubelet's WebSocket port-forward to the pod's address (``agent.portforward``).
   The TLS handshake requires a client certificate signed by the cluster CA (which the
   agent already holds, it verifies the master with it) and valid for client
   authentication. The CA signs exactly one such certificate, the master's proxy client
@@ -59,13 +61,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from orchestrator import execproto
 from orchestrator.errors import ApiError
 from orchestrator.objects.files import write_private
 
+from . import portforward
 from .metrics import AgentMetrics
+from .pods import SANDBOX_NAME
 from .runtime import DockerRuntime, NotFound, RuntimeFailure
 
 log = logging.getLogger("dockyard.agent.server")
@@ -193,6 +197,7 @@ class AgentServer:
         self.secure_app = Starlette(routes=[
             Route("/containerLogs/{namespace}/{pod}/{container}", self.container_logs),
             WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec_ws),
+            WebSocketRoute("/portForward/{namespace}/{pod}", self.portforward_ws),
             Route("/healthz", self.healthz),
         ])
         self.metrics_app = Starlette(routes=[
@@ -330,6 +335,8 @@ class AgentServer:
         raw: socket.socket = getattr(handle, "_sock", handle)
         try:
             await self._exec_session(ws, proto, exec_id, raw, want_stdin, tty)
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            log.debug("exec client of %s/%s went away before the command's status", p["namespace"], p["pod"])
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
@@ -408,6 +415,37 @@ class AgentServer:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+    # -- port-forward ---------------------------------------------------------------------------
+
+    def _pod_target(self, namespace: str, pod: str, uid: str | None) -> portforward.PodTarget:
+        """The pod's sandbox and its address (the node's loopback for hostNetwork pods)."""
+        sandbox = self.runtime.find_container(namespace, pod, SANDBOX_NAME, uid, False)
+        return portforward.PodTarget(sandbox, self.runtime.container_ip(sandbox) or "127.0.0.1")
+
+    async def portforward_ws(self, ws: WebSocket) -> None:
+        p, q = ws.path_params, ws.query_params
+        proto = execproto.choose_portforward_subprotocol(ws.scope.get("subprotocols") or [])
+        if proto is None:
+            await ws.send_denial_response(_status(ApiError(
+                400, "BadRequest",
+                f"one of the subprotocols {', '.join(execproto.PORTFORWARD_SUBPROTOCOLS)} is required")))
+            return
+        try:
+            ports = execproto.parse_ports(q.getlist(execproto.PORT_HEADER))
+        except ValueError as e:
+            await ws.send_denial_response(_status(ApiError(400, "BadRequest", str(e))))
+            return
+        try:
+            target = await self._blocking(self._pod_target, p["namespace"], p["pod"], q.get("podUID") or None)
+        except RuntimeFailure as e:
+            await ws.send_denial_response(_status(_runtime_error(e)))
+            return
+        await ws.accept(subprotocol=proto or None)
+        try:
+            await portforward.serve(ws, proto, ports, target)
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            log.debug("port-forward client of %s/%s went away", p["namespace"], p["pod"])
 
     async def _exit_code(self, exec_id: str) -> int | None:
         deadline = asyncio.get_running_loop().time() + EXIT_CODE_WAIT

@@ -95,6 +95,9 @@ class Client:
         self.token = token
         self.ca_pem = ca_pem
         self.namespace = namespace
+        # sent as `fieldValidation` on writes when set: the CLI asks for "Strict", as kubectl
+        # does, so a typo in a manifest is refused instead of dropped with a warning
+        self.field_validation: str | None = None
         headers = {"Accept": "application/json", "User-Agent": "dockyard"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -150,6 +153,8 @@ class Client:
     ) -> Any:
         content = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if content is not None else {}
+        if self.field_validation and method in ("POST", "PUT", "PATCH") and content is not None:
+            params = {"fieldValidation": self.field_validation, **(params or {})}
         try:
             r = self.http.request(method, path, content=content, params=params, headers=headers)
         except httpx.TransportError as e:

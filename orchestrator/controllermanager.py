@@ -1,7 +1,8 @@
 """The controller manager and the scheduler, and the process that runs them.
 
 `build_runners` assembles the two units (the controller manager: Deployment, ReplicaSet,
-garbage collector, namespace, node lifecycle, HPA and Endpoints controllers; the scheduler)
+garbage collector, namespace, node lifecycle, HPA and Endpoints controllers, and the
+in-cluster API Service `default/kubernetes` when told the master's endpoint; the scheduler)
 over any `ObjectAccess`: the registry itself, or `reconcile.remote.ApiRegistry` (the API).
 
 By default the master runs them in a child process, `dockyard controller-manager`, reaching
@@ -19,7 +20,10 @@ child from the master:
 * the same pipes carry the child's metrics: the master writes ``metrics`` on a line, the
   child answers with its series in the text format (a length line, then the bytes), which
   the master appends to its own `/metrics`;
-* SIGTERM stops it: the runners stop (their informers' watches end) and it exits 0.
+* SIGTERM stops it: the runners stop (their informers' watches end) and it exits 0;
+* the master's advertised endpoint (`IP:PORT`, for the `default/kubernetes` Endpoints) is
+  in the child's environment, `DOCKYARD_MASTER_ENDPOINT` (`child_env`); its kubeconfig
+  only knows the loopback URL.
 
 `--controller-manager thread` keeps them in threads of the master's process instead (as
 the master's unit tests run them).
@@ -46,6 +50,7 @@ from .client import Client
 from .controllers.endpoints import EndpointsController
 from .controllers.gc import GarbageCollector, NamespaceController
 from .controllers.hpa import HorizontalPodAutoscalerController, sync_seconds_from_env
+from .controllers.kubernetesservice import KubernetesServiceController, MasterEndpoint
 from .controllers.nodes import DEFAULT_EVICTION_TIMEOUT, DEFAULT_NODE_GRACE, NodeLifecycleController
 from .controllers.workloads import DeploymentController, ReplicaSetController
 from .objects.access import ObjectAccess
@@ -61,13 +66,16 @@ RUNNER_NICE = 5  # the controllers' niceness: when both want the CPU, requests g
 METRICS_REQUEST = b"metrics\n"
 METRICS_TIMEOUT = 5.0
 RESTART_BACKOFF = (1.0, 30.0)
+MASTER_ENDPOINT_ENV = "DOCKYARD_MASTER_ENDPOINT"
 
 
 def build_runners(access: ObjectAccess, *, node_grace_seconds: float, eviction_timeout_seconds: float,
                   hpa_sync_seconds: float, prometheus_url: str | None, on_sync: SyncHook | None,
-                  nice: int = RUNNER_NICE) -> tuple[Runner, Runner]:
-    """(the controller manager, the scheduler), not started."""
+                  nice: int = RUNNER_NICE, master_endpoint: MasterEndpoint | None = None) -> tuple[Runner, Runner]:
+    """(the controller manager, the scheduler), not started. With `master_endpoint` the
+    controller manager also keeps the `default/kubernetes` Service and Endpoints."""
     recorder = EventRecorder(access, "dockyard-controller-manager")
+    extra = [KubernetesServiceController(access, master_endpoint)] if master_endpoint is not None else []
     controllers = Runner(
         access,
         [
@@ -81,6 +89,7 @@ def build_runners(access: ObjectAccess, *, node_grace_seconds: float, eviction_t
                 source_factory=lambda: make_source(access, prometheus_url),
             ),
             EndpointsController(access),
+            *extra,
         ],
         name="controller-manager",
         on_sync=on_sync,
@@ -135,6 +144,13 @@ def main_controller_manager(args: Any) -> int:
     if not client.token:
         print(f"dockyard controller-manager: error: {args.kubeconfig} has no token", file=sys.stderr)
         return 2
+    try:
+        endpoint = master_endpoint_setting(args)
+    except ValueError as e:
+        print(f"dockyard controller-manager: error: {e}", file=sys.stderr)
+        return 2
+    if endpoint is None:
+        log.warning("no master endpoint given; the Service default/kubernetes is not kept")
     access = ApiRegistry(client.server, client.token, client.ca_pem)
     metrics = ControllerMetrics()
     runners = build_runners(
@@ -143,7 +159,7 @@ def main_controller_manager(args: Any) -> int:
         eviction_timeout_seconds=DEFAULT_EVICTION_TIMEOUT if args.eviction_timeout is None else args.eviction_timeout,
         hpa_sync_seconds=args.hpa_sync_period or sync_seconds_from_env(),
         prometheus_url=args.prometheus_url or None,
-        on_sync=metrics.observe_sync, nice=args.nice,
+        on_sync=metrics.observe_sync, nice=args.nice, master_endpoint=endpoint,
     )
     metrics.watch_queues(runners)
     stop = threading.Event()
@@ -282,6 +298,22 @@ def _read_exact(f: IO[bytes], n: int, deadline: float) -> bytes:
         chunks.append(c)
         got += len(c)
     return b"".join(chunks)
+
+
+def master_endpoint_setting(args: Any) -> MasterEndpoint | None:
+    """The master's endpoint for `default/kubernetes`: `--master-endpoint` when the command
+    line has one, else `$DOCKYARD_MASTER_ENDPOINT` (set by the master for its child)."""
+    text = getattr(args, "master_endpoint", None) or os.environ.get(MASTER_ENDPOINT_ENV)
+    return MasterEndpoint.parse(text) if text else None
+
+
+def child_env(base: dict[str, str], master_endpoint: MasterEndpoint | None) -> dict[str, str]:
+    """The child's environment: `base` plus the master's endpoint."""
+    env = dict(base)
+    env.pop(MASTER_ENDPOINT_ENV, None)
+    if master_endpoint is not None:
+        env[MASTER_ENDPOINT_ENV] = str(master_endpoint)
+    return env
 
 
 def child_argv(kubeconfig: Path, *, node_grace_seconds: float, eviction_timeout_seconds: float,

@@ -27,18 +27,8 @@ class ApiError(Exception):
         self.details = details or {}
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
+        """The `metav1.Status` body, as kube-apiserver encodes it (`status_body`)."""
+        return status_body("Failure", self.message, self.reason, self.details, self.code)
 
     @classmethod
     def from_status(cls, body: dict[str, Any], code: int) -> ApiError:
@@ -50,11 +40,72 @@ class ApiError(Exception):
         )
 
 
+# metav1.Status, StatusDetails and StatusCause in the order of their Go struct fields (the
+# order encoding/json writes them in); every one of these fields is `omitempty`.
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_ORDER = ("reason", "message", "field")
+
+
+def status_body(status: str, message: str, reason: str, details: dict[str, Any] | None, code: int) -> dict[str, Any]:
+    """A `metav1.Status` as kube-apiserver writes it: kind, apiVersion, metadata, status,
+    message, reason, details, code, in that order, each empty field left out (`"group":""`
+    for the core group, no `details` when they say nothing). Details keys Kubernetes does
+    not define are kept after its own."""
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}}
+    if status:
+        body["status"] = status
+    if message:
+        body["message"] = message
+    if reason:
+        body["reason"] = reason
+    shown = status_details(details or {})
+    if shown:
+        body["details"] = shown
+    if code:
+        body["code"] = code
+    return body
+
+
+def status_details(details: dict[str, Any]) -> dict[str, Any]:
+    """StatusDetails in Kubernetes' field order, empty fields (and causes' empty fields) left out."""
+    out: dict[str, Any] = {}
+    for key in _DETAILS_ORDER:
+        value = details.get(key)
+        if key == "causes" and isinstance(value, list):
+            value = [_cause(c) if isinstance(c, dict) else c for c in value]
+        if value not in (None, "", 0, [], {}):
+            out[key] = value
+    for key, value in details.items():
+        if key not in out and key not in _DETAILS_ORDER and value not in (None, "", [], {}):
+            out[key] = value
+    return out
+
+
+def _cause(cause: dict[str, Any]) -> dict[str, Any]:
+    out = {key: cause[key] for key in _CAUSE_ORDER if cause.get(key) not in (None, "")}
+    out.update((k, v) for k, v in cause.items() if k not in _CAUSE_ORDER and v not in (None, ""))
+    return out
+
+
 def not_found(kind_resource: str, name: str, group: str = "") -> ApiError:
     res = f"{kind_resource}.{group}" if group else kind_resource
     return ApiError(
         404, "NotFound", f'{res} "{name}" not found', {"name": name, "group": group, "kind": kind_resource}
     )
+
+
+NOT_FOUND_MESSAGE = "the server could not find the requested resource"
+
+
+def path_not_found() -> ApiError:
+    """404 for a path that names no API resource: kube-apiserver's body for it."""
+    return ApiError(404, "NotFound", NOT_FOUND_MESSAGE)
+
+
+def resource_not_served(group: str, resource: str) -> ApiError:
+    """404 for a resource (or subresource) this server does not serve: Kubernetes' message,
+    with the resource named in the details (`kind`, and `group` outside the core group)."""
+    return ApiError(404, "NotFound", NOT_FOUND_MESSAGE, {"group": group, "kind": resource})
 
 
 def already_exists(kind_resource: str, name: str, group: str = "") -> ApiError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -37,8 +38,9 @@ from .api.app import ApiServer
 from .api.auth import Authenticator
 from .api.serving import api_server_config
 from .client import Client, config_path
-from .controllermanager import ControllerManagerProcess, build_runners, child_argv
+from .controllermanager import ControllerManagerProcess, build_runners, child_argv, child_env
 from .controllers.hpa import sync_seconds_from_env
+from .controllers.kubernetesservice import MasterEndpoint
 from .controllers.nodes import (
     DEFAULT_EVICTION_TIMEOUT,
     DEFAULT_NODE_GRACE,
@@ -111,6 +113,26 @@ class MasterConfig:
         host = self.advertise_address or ("127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host)
         return f"https://{host}:{self.port}"
 
+    @property
+    def master_endpoint(self) -> MasterEndpoint | None:
+        """Where pods reach the API (the `default/kubernetes` Endpoints): the advertised
+        address, else the listen address; a loopback or wildcard one stands for this
+        machine's primary address, as kube-apiserver falls back to its default interface
+        (pods cannot reach the node's loopback). A host name is resolved; None if it cannot be."""
+        host = self.advertise_address or self.host
+        if host in ("0.0.0.0", "::", "", "localhost"):
+            host = primary_ip()
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            try:
+                addr = ipaddress.ip_address(socket.gethostbyname(host))
+            except (OSError, ValueError):
+                return None
+        if addr.is_loopback or addr.is_unspecified:
+            addr = ipaddress.ip_address(primary_ip())
+        return MasterEndpoint(str(addr), self.port)
+
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
@@ -175,6 +197,7 @@ class Master:
             self.registry, node_grace_seconds=cfg.node_grace_seconds,
             eviction_timeout_seconds=cfg.eviction_timeout_seconds, hpa_sync_seconds=cfg.hpa_sync_seconds,
             prometheus_url=cfg.prometheus_url, on_sync=self.metrics.observe_sync,
+            master_endpoint=cfg.master_endpoint,
         )
         self.runners = [self.runner, self.scheduler_runner]
         self.controller_process: ControllerManagerProcess | None = None
@@ -182,7 +205,7 @@ class Master:
             kubeconfig = cfg.data_dir / "controller-manager.kubeconfig"
             write_kubeconfig(kubeconfig, cfg.loopback_url, self.pki.ca_cert_pem, self.pki.admin_token)
             source_root = str(Path(__file__).resolve().parents[1])
-            env = dict(os.environ)
+            env = child_env(dict(os.environ), cfg.master_endpoint)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
             self.controller_process = ControllerManagerProcess(child_argv(
                 kubeconfig, node_grace_seconds=cfg.node_grace_seconds,

@@ -6,7 +6,8 @@ authorizes the request (admins, node identities, bootstrap tokens), and dispatch
 registry. Errors leave as `metav1.Status` bodies; watches are newline-delimited JSON
 streams that end when the client goes away or `timeoutSeconds` passes. Bodies and query
 parameters are read strictly before anything acts on them (`requests.py`): bodies up to
-3 MiB (413 beyond, the rest unread), JSON or YAML by `Content-Type` (415 otherwise),
+3 MiB (413 beyond, the rest unread), JSON, YAML or Kubernetes protobuf by `Content-Type`
+(415 otherwise; `protobuf.py`),
 nesting and YAML aliases bounded, the expected top-level shape; unparsable parameters are
 400 naming the parameter, and `ListOptions`/`DeleteOptions` combinations Kubernetes forbids
 are 422.
@@ -18,16 +19,25 @@ What kubectl and the official clients rely on beyond plain REST:
   with `Content-Type: application/json`, and clients fall back to them;
 * content negotiation by `Accept` (see `tables.negotiate`): `as=Table` gives server-side
   printed tables for list, get and watch, `as=PartialObjectMetadata(List)` metadata only;
-  every other media type (protobuf included) is answered with JSON, never 406;
+  a client that takes only `application/vnd.kubernetes.protobuf` gets objects, lists and
+  Status bodies as protobuf (`requests.protobuf_response`); every other media type is
+  answered with JSON, never 406;
 * `fieldValidation=Strict` rejects unknown fields with 400 `strict decoding error`,
-  `Warn` drops them and returns `Warning` headers, `Ignore` drops them silently; without
-  the parameter the registry's own strict validation answers 422 Invalid;
+  `Warn` (the default, as in Kubernetes) drops them and returns `Warning` headers
+  (`unknown field "spec.foo"`), `Ignore` drops them silently; creates and updates (of the
+  object or its status) check the body, patches of every type the patched object
+  (`Registry.patch`'s `check_fields`); the registry itself refuses unknown fields (422) to
+  whoever writes without going through here;
 * `dryRun=All` on every write (validated, defaulted, never stored);
 * DELETE on a collection (deletecollection, with label/field selectors);
-* lists are answered whole: `limit` is accepted, no `continue` token is issued (a
-  well-formed one is 410, a malformed one 400), and a list asked for at another revision
-  than the current one (`resourceVersionMatch=Exact`, or a `resourceVersion` with `limit`)
-  is 410, one newer than the store 504 `Too large resource version`;
+* paged lists (`limit`, `continue`; kubectl's `--chunk-size`): each page is listed at the
+  first page's revision, the opaque token (Kubernetes' encoding) names that revision and
+  the key to go on from, and `metadata.continue` / `remainingItemCount` are set on lists,
+  Tables and metadata lists alike (`Registry.list`); a token whose revision has been
+  compacted is 410 Expired, a malformed one 400. A first page (or whole list) asked for
+  at another revision than the current one (`resourceVersionMatch=Exact`, or a
+  `resourceVersion` with `limit`) is 410, one newer than the store 504 `Too large resource
+  version`;
 * server-side apply (`application/apply-patch+yaml`): a PATCH that creates the object
   when it is missing and otherwise merges it strategically.
 
@@ -47,6 +57,7 @@ as the general one and leaves it every other request. Every response body is enc
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import re
@@ -81,6 +92,8 @@ from .requests import (
     delete_options,
     list_options,
     media_type,
+    protobuf_only,
+    protobuf_response,
     read_body,
     require_object,
 )
@@ -135,31 +148,30 @@ def _parse_path(path: str) -> Target:
     elif len(seg) >= 3 and seg[0] == "apis":
         group, version, rest = seg[1], seg[2], seg[3:]
     else:
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise errors.path_not_found()
     if not rest:
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise errors.path_not_found()
     namespace: str | None = None
-    if rest[0] == "namespaces" and len(rest) >= 3:
-        try:
-            by_resource(group, version, rest[2])
-            namespace, rest = rest[1], rest[2:]
-        except UnknownKind:
-            pass  # a subresource of the namespace itself (status, finalize)
-    if len(rest) > 3:
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in _NAMESPACE_SUBRESOURCES):
+        # namespaces/{ns}/{resource}/...: a namespaced resource (served or not), unless it
+        # is a subresource of the namespace itself (status, finalize)
+        namespace, rest = rest[1], rest[2:]
     try:
         kind = by_resource(group, version, rest[0])
-    except UnknownKind as e:
-        raise ApiError(404, "NotFound", str(e)) from None
+    except UnknownKind:
+        raise errors.resource_not_served(group, rest[0]) from None
+    if len(rest) > 3:
+        raise errors.path_not_found()
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else ""
     if sub and sub not in kind.subresources:
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise errors.resource_not_served(group, f"{kind.resource}/{sub}")
     if kind.namespaced and namespace is None and name is not None:
-        raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        raise errors.path_not_found()
     return Target(kind, namespace, name, sub)
 
 
+_NAMESPACE_SUBRESOURCES = frozenset(by_resource("", "v1", "namespaces").subresources)
 _parse_path_cached = functools.lru_cache(maxsize=4096)(_parse_path)
 
 
@@ -176,8 +188,25 @@ def status_response(e: ApiError) -> Response:
 def ok(obj: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
     resp = Response(dumps(obj), status_code=code, media_type="application/json")
     for w in warnings or []:
-        resp.headers.append("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        resp.raw_headers.append((b"warning", warning_header(w)))
     return resp
+
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def warning_header(text: str) -> bytes:
+    """A `Warning: 299 - "text"` header value (RFC 7234 quoting). What a header cannot carry
+    (control characters) and what clients read differently (non-ASCII: latin-1 or UTF-8) is
+    written as \\uXXXX, so a field name of any characters comes back readable."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    quoted = _NOT_PRINTABLE_ASCII.sub(lambda m: "".join(f"\\u{u:04x}" for u in _utf16(m.group())), quoted)
+    return ('299 - "' + quoted + '"').encode("ascii")
+
+
+def _utf16(char: str) -> list[int]:
+    data = char.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
 
 
 FIELD_VALIDATION = ("", "Strict", "Warn", "Ignore")
@@ -190,6 +219,19 @@ def dry_run(request: Request) -> bool:
         if v != "All":
             raise errors.bad_request(f'Invalid dry run value "{v}": supported values: "All"')
     return bool(values)
+
+
+def field_validation(mode: str, kind: Kind, obj: dict[str, Any]) -> list[str]:
+    """Unknown fields of `obj` under a `fieldValidation` mode: `Strict` refuses them (400
+    strict decoding error), `Warn` drops them and returns one warning each (kube-apiserver's
+    text: `unknown field "spec.foo"`), `Ignore` drops them silently."""
+    if mode == "Strict":
+        unknown = openapi.unknown_paths(kind.kind, obj)
+        if unknown:
+            raise strict_decoding_error(kind, unknown)
+        return []
+    removed = openapi.prune_unknown(kind.kind, obj)
+    return [f'unknown field "{p}"' for p in removed] if mode == "Warn" else []
 
 
 def strict_decoding_error(kind: Kind, unknown: list[str]) -> ApiError:
@@ -445,7 +487,7 @@ class ApiServer:
         if not t.name or t.subresource:
             return None
         wanted = negotiate(accept)
-        if wanted.table or wanted.partial:
+        if wanted.table or wanted.partial or protobuf_only(accept):
             return None
         return self.registry.get_json(t.kind, t.namespace, t.name)
 
@@ -462,13 +504,14 @@ class ApiServer:
         code = 500
         verb = request.scope["method"]
         path = request_path(request)
+        accept = request.headers.get("accept")
         try:
-            resp = await self._dispatch(request, path)
+            resp = protobuf_response(accept, await self._dispatch(request, path))
             code = resp.status_code
             return resp
         except ApiError as e:
             code = e.code
-            return status_response(e)
+            return protobuf_response(accept, status_response(e))
         except Exception:
             log.exception("internal error serving %s %s", request.method, path)
             return status_response(ApiError(500, "InternalError", "an internal error occurred; see the master's log"))
@@ -558,7 +601,7 @@ class ApiServer:
         elif len(seg) == 3 and seg[0] == "apis":
             doc = openapi.v3_document(seg[1], seg[2])
         if doc is None:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            raise errors.path_not_found()
         return Response(doc, media_type="application/json")
 
     @staticmethod
@@ -618,8 +661,10 @@ class ApiServer:
             return self._watch_response(request, t, list_options(q, watch=True), wanted, include)
         if verb == "list":
             opts = list_options(q, watch=False)
-            out = reg.list(kind, t.namespace, opts.label_selector, opts.field_selector)
-            check_list_revision(opts, int(out["metadata"]["resourceVersion"]))
+            out = reg.list(kind, t.namespace, opts.label_selector, opts.field_selector, limit=opts.limit,
+                           continue_=opts.continue_)
+            if not opts.continue_:
+                check_list_revision(opts, int(out["metadata"]["resourceVersion"]))
             return ok(self._present_list(kind, out, wanted, include))
         if verb == "get":
             q.resource_version()
@@ -693,29 +738,35 @@ class ApiServer:
 
     @staticmethod
     def _present_list(kind: Kind, out: dict[str, Any], wanted: tables.Wanted, include: str) -> dict[str, Any]:
-        rv = (out.get("metadata") or {}).get("resourceVersion")
+        meta = out.get("metadata") or {}
+        rv = meta.get("resourceVersion")
         if wanted.table:
-            return tables.table(kind, out["items"], rv, include, version=wanted.version)
-        if wanted.partial:
-            return tables.partial_list(out["items"], rv, wanted.version)
-        return out
+            presented = tables.table(kind, out["items"], rv, include, version=wanted.version)
+        elif wanted.partial:
+            presented = tables.partial_list(out["items"], rv, wanted.version)
+        else:
+            return out
+        # a page of a paged list: the Table (or metadata list) carries the list's paging fields
+        presented["metadata"].update((k, meta[k]) for k in ("continue", "remainingItemCount") if k in meta)
+        return presented
 
     @staticmethod
-    def _field_validation(request: Request, kind: Kind, body: Any) -> list[str]:
-        """Apply `fieldValidation` to a request body; returns the warnings to send back."""
+    def _field_mode(request: Request) -> str:
+        """The request's `fieldValidation`; `Warn` when not given, as in Kubernetes."""
         mode = request.query_params.get("fieldValidation", "")
         if mode not in FIELD_VALIDATION:
             raise errors.bad_request(
                 f'fieldValidation must be one of "Strict", "Warn" or "Ignore", not "{mode}"')
-        if not mode or not isinstance(body, dict):
+        return mode or "Warn"
+
+    @classmethod
+    def _field_validation(cls, request: Request, kind: Kind, body: Any) -> list[str]:
+        """Apply `fieldValidation` to a request body (a whole object); returns the warnings
+        to send back."""
+        mode = cls._field_mode(request)
+        if not isinstance(body, dict):
             return []
-        if mode == "Strict":
-            unknown = openapi.unknown_paths(kind.kind, body)
-            if unknown:
-                raise strict_decoding_error(kind, unknown)
-            return []
-        removed = openapi.prune_unknown(kind.kind, body)
-        return [f'unknown field "{p}"' for p in removed] if mode == "Warn" else []
+        return field_validation(mode, kind, body)
 
     @staticmethod
     def _patch_type(request: Request) -> str:
@@ -731,7 +782,7 @@ class ApiServer:
             raise errors.invalid("PatchOptions", "", [{
                 "field": "force", "reason": "FieldValueForbidden",
                 "message": "Forbidden: may not be specified for non-apply patch"}], "meta.k8s.io")
-        warnings = self._field_validation(request, kind, body)
+        mode = self._field_mode(request)
         dry = dry_run(request)
         if ctype == APPLY_PATCH and not t.subresource:
             meta = body.setdefault("metadata", {})
@@ -742,17 +793,31 @@ class ApiServer:
                     f"the name of the object ({meta.get('name')}) does not match the name on the URL ({t.name})")
             if reg.try_get(kind, t.namespace, t.name or "") is None:
                 meta["name"] = t.name
+                created = copy.deepcopy(body)  # the patch itself is merged below if this create loses a race
+                warnings = field_validation(mode, kind, created)
                 try:
-                    return ok(reg.create(kind, t.namespace, body, dry_run=dry), 201, warnings)
+                    return ok(reg.create(kind, t.namespace, created, dry_run=dry), 201, warnings)
                 except ApiError as e:
                     if e.reason != "AlreadyExists":
                         raise  # else created concurrently: merge into it below
-        return ok(reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource, dry_run=dry), 200, warnings)
+        warnings = []
+
+        def check_fields(patched: Obj) -> None:
+            # the patched object, as the API server validates fields (each retry anew)
+            warnings[:] = field_validation(mode, kind, patched)
+
+        patched = reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource, dry_run=dry,
+                            check_fields=check_fields)
+        return ok(patched, 200, warnings)
 
     async def _delete(self, request: Request, t: Target) -> Response:
         reg = self.registry
         q = Query(request)
         listing = list_options(q, watch=False) if not t.name else None
+        if listing is not None and listing.continue_:
+            # a collection is deleted whole: a token names a page of a list this delete does not make
+            raise errors.gone("The provided continue parameter is too old to display a consistent list result. "
+                              "You can start a new list without the continue parameter.")
         opts = delete_options(q, await self._body(request), dry_run(request))
         if listing is None:
             return ok(reg.delete(t.kind, t.namespace, t.name or "", opts.grace_period, opts.propagation, opts.uid,

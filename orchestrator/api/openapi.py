@@ -12,7 +12,9 @@ kubectl reads the server's OpenAPI before it writes anything:
   `x-kubernetes-patch-merge-key`/`x-kubernetes-patch-strategy` are merged element by
   element, other lists are replaced whole. The extensions come from the same table the
   server merges with (`patch.MERGE_KEYS`), so client and server agree.
-* `kubectl explain` walks `properties` of the same component.
+* `kubectl explain` walks `properties` of the same component and prints each field's
+  `description`: Kubernetes' own texts (`api.descriptions`), attached along the walk from
+  the kind's Kubernetes definition down through the definitions of its fields.
 
 The documents are built from the kinds' schemas only (`Kind.schema`, each in its kind's
 module under `objects/resources/`), so a field added there shows up here. Nested structs
@@ -36,6 +38,7 @@ from typing import Any
 from .. import __version__
 from ..objects import patch, schema
 from ..objects.kinds import KINDS, Kind, schema_for
+from .descriptions import description, field_ref, kind_definition
 
 Doc = dict[str, Any]
 
@@ -79,8 +82,11 @@ def _list_extensions(strategy: str | None) -> Doc:
     }
 
 
-def node_schema(node: schema.Node, path: str = "", merge_keys: dict[str, str] | None = None) -> Doc:
-    """The OpenAPI schema of one schema node; `path` is its dotted path without list indices."""
+def node_schema(node: schema.Node, path: str = "", merge_keys: dict[str, str] | None = None,
+                definition: str | None = None) -> Doc:
+    """The OpenAPI schema of one schema node; `path` is its dotted path without list indices,
+    `definition` the Kubernetes definition of its struct (of the items' struct for lists and
+    maps), whose field descriptions go on the properties."""
     keys = merge_keys or {}
     if isinstance(node, schema.Scalar):
         out = dict(_SCALARS[node.name])
@@ -88,21 +94,25 @@ def node_schema(node: schema.Node, path: str = "", merge_keys: dict[str, str] | 
             out["format"] = node.format  # int32 where Kubernetes has int32
         return out
     if isinstance(node, schema.ListOf):
-        return {"type": "array", "items": node_schema(node.item, path, keys), **_list_extensions(keys.get(path))}
+        return {"type": "array", "items": node_schema(node.item, path, keys, definition),
+                **_list_extensions(keys.get(path))}
     if isinstance(node, schema.MapOf):
-        return {"type": "object", "additionalProperties": node_schema(node.value, path, keys)}
-    props = {
-        name: node_schema(child, f"{path}.{name}" if path else name, keys)
-        for name, child in node.fields.items()
-    }
+        return {"type": "object", "additionalProperties": node_schema(node.value, path, keys, definition)}
+    props: dict[str, Doc] = {}
+    for name, child in node.fields.items():
+        prop = node_schema(child, f"{path}.{name}" if path else name, keys, field_ref(definition, name))
+        text = description(definition, name)
+        props[name] = {"description": text, **prop} if text else prop
     return {"type": "object", "properties": props}
 
 
 def kind_schema(kind: Kind) -> Doc:
-    """The full schema of a kind, with its group/version/kind and merge-key extensions."""
+    """The full schema of a kind, with its group/version/kind, merge-key extensions and
+    Kubernetes' descriptions."""
     assert kind.schema is not None, kind.kind  # only kinds with a schema are documented
-    doc = node_schema(kind.schema, "", patch.MERGE_KEYS.get(kind.kind, {}))
-    doc["description"] = f"{kind.kind} as served by Dockyard ({kind.api_version})."
+    definition = kind_definition(kind)
+    doc = node_schema(kind.schema, "", patch.MERGE_KEYS.get(kind.kind, {}), definition)
+    doc["description"] = description(definition) or f"{kind.kind} as served by Dockyard ({kind.api_version})."
     doc["x-kubernetes-group-version-kind"] = [gvk(kind)]
     return doc
 
@@ -204,20 +214,21 @@ def _paths(kind: Kind, ref: str, list_ref: str, scale_ref: str | None) -> dict[s
     return out
 
 
-SCALE_SCHEMA: Doc = {
-    "type": "object",
-    "description": "Scale represents a scaling request for a resource.",
-    "properties": {
-        "apiVersion": {"type": "string"},
-        "kind": {"type": "string"},
-        "metadata": node_schema(schema.OBJECT_META),
-        "spec": {"type": "object", "properties": {"replicas": {"type": "integer", "format": "int32"}}},
-        "status": {"type": "object", "properties": {
-            "replicas": {"type": "integer", "format": "int32"}, "selector": {"type": "string"}}},
-    },
-    "x-kubernetes-group-version-kind": [{"group": "autoscaling", "version": "v1", "kind": "Scale"}],
-}
 SCALE_NAME = "io.k8s.api.autoscaling.v1.Scale"
+
+
+@cache
+def scale_schema() -> Doc:
+    """The body of the `scale` subresource (autoscaling/v1 Scale)."""
+    scale = schema.struct(
+        apiVersion=schema.STRING, kind=schema.STRING, metadata=schema.OBJECT_META,
+        spec=schema.struct(replicas=schema.INT32),
+        status=schema.struct(replicas=schema.INT32, selector=schema.STRING),
+    )
+    doc = node_schema(scale, "", {}, SCALE_NAME)
+    doc["description"] = description(SCALE_NAME) or "Scale represents a scaling request for a resource."
+    doc["x-kubernetes-group-version-kind"] = [{"group": "autoscaling", "version": "v1", "kind": "Scale"}]
+    return doc
 
 
 def group_versions() -> list[tuple[str, str]]:
@@ -246,7 +257,7 @@ def _v3_document(group: str, version: str) -> bytes | None:
         schemas[f"{name}List"] = list_schema(k, f"#/components/schemas/{name}")
         scale_ref = None
         if "scale" in k.subresources:
-            schemas[SCALE_NAME] = SCALE_SCHEMA
+            schemas[SCALE_NAME] = scale_schema()
             scale_ref = f"#/components/schemas/{SCALE_NAME}"
         paths.update(_paths(k, f"#/components/schemas/{name}", f"#/components/schemas/{name}List", scale_ref))
     doc = {

@@ -11,6 +11,13 @@ Routes (added ahead of the API's catch-all by `routes(api, pki)`):
   unchanged both ways, so the final channel-3 Status (the exit code) comes from the
   agent. ``dockyard exec`` uses this same protocol; there is no second one. A plain HTTP
   request (no upgrade) gets 400, like the SPDY-less Kubernetes answer.
+* ``/api/v1/namespaces/{ns}/pods/{name}/portforward``: a WebSocket. With subprotocol
+  ``v4.channel.k8s.io`` (or ``v4.base64.channel.k8s.io``, ``portforward.k8s.io``, none) and
+  ``ports`` (the official Python client) it is relayed unchanged to the agent's port-forward
+  (``agent.portforward``); with ``SPDY/3.1+portforward.k8s.io`` (kubectl) the master runs
+  the SPDY session itself and opens one agent WebSocket per stream pair
+  (``orchestrator.api.portforward``). A plain HTTP request (kubectl's fallback upgrade to
+  ``SPDY/3.1``) gets 400 naming the WebSocket subprotocols.
 * ``GET /apis/metrics.k8s.io/v1beta1/[namespaces/{ns}/]pods[/{name}]`` and
   ``/apis/metrics.k8s.io/v1beta1/nodes[/{name}]``: PodMetrics / NodeMetrics filled by
   scraping the agents' plain-HTTP ``/metrics`` (node InternalIP and the
@@ -21,7 +28,8 @@ Where a node is reached (`node_address`, `kubelet_port`, `metrics_port`) is
 `orchestrator.objects.scrape`; the names remain importable from this module.
 
 Authentication and authorization are the API's own (`api.authn`, `auth.authorize`):
-``get pods/log`` and ``create pods/exec``; node identities may do neither (see
+``get pods/log``, ``create pods/exec`` and ``create pods/portforward``; node identities may
+do none of them (see
 `auth._node_allowed`).
 
 Master → agent: HTTPS to ``InternalIP:status.daemonEndpoints.kubeletEndpoint.Port``
@@ -46,7 +54,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -71,6 +79,7 @@ from ..objects.scrape import parse_scrape
 from ..objects.timefmt import rfc3339
 from ..registry import dumps
 from . import auth
+from .portforward import OpenFailed, SpdySession
 
 if TYPE_CHECKING:
     from ..pki import ClusterPKI
@@ -213,12 +222,14 @@ class AgentProxy:
             raise errors.forbidden(user.name, verb, what, name or "")
         return user
 
-    def _target(self, namespace: str, name: str, container: str | None) -> tuple[dict[str, Any], str, str, str]:
-        """(pod, container, agent host:port, node name) or ApiError."""
+    def _target(self, namespace: str, name: str, container: str | None,
+                pick: bool = True) -> tuple[dict[str, Any], str, str, str]:
+        """(pod, container, agent host:port, node name) or ApiError; the container is "" when
+        not `pick`ed (port-forward is to the pod)."""
         pod = self.registry.try_get(POD, namespace, name)
         if pod is None:
             raise errors.not_found("pods", name)
-        chosen = pick_container(pod, container)
+        chosen = pick_container(pod, container) if pick else ""
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
@@ -329,6 +340,101 @@ class AgentProxy:
             await _relay(ws, upstream)
         finally:
             await upstream.close()
+
+    # -- port-forward -------------------------------------------------------------------------
+
+    async def portforward_http(self, request: Request) -> Response:
+        try:
+            self._authorize(request.headers.get("authorization"), "create", "pods",
+                            request.path_params["namespace"], request.path_params["name"], "portforward")
+        except ApiError as e:
+            return _status(e)
+        return _status(ApiError(400, "BadRequest",
+                                "Upgrade request required: use a WebSocket with subprotocol "
+                                f"{execproto.SPDY_TUNNEL} or {execproto.V4}"))
+
+    async def portforward_ws(self, ws: WebSocket) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus, WebSocketException
+
+        ns, name = ws.path_params["namespace"], ws.path_params["name"]
+        q = ws.query_params
+        offered = list(ws.scope.get("subprotocols") or [])
+        tunnel = execproto.SPDY_TUNNEL in offered
+        try:
+            self._authorize(ws.headers.get("authorization"), "create", "pods", ns, name, "portforward")
+            proto = "" if tunnel else execproto.choose_portforward_subprotocol(offered)
+            if proto is None:
+                raise errors.bad_request("one of the subprotocols "
+                                         f"{', '.join((execproto.SPDY_TUNNEL, *execproto.PORTFORWARD_SUBPROTOCOLS))}"
+                                         " is required")
+            ports: list[int] = []
+            if not tunnel:
+                try:
+                    ports = execproto.parse_ports(q.getlist(execproto.PORTS_PARAM) or q.getlist(execproto.PORT_HEADER),
+                                                  execproto.PORTS_PARAM)
+                except ValueError as e:
+                    raise errors.bad_request(str(e)) from None
+            pod, _, where, node_name = self._target(ns, name, None, pick=False)
+        except ApiError as e:
+            await _deny(ws, e)
+            return
+        uid = str(pod["metadata"].get("uid", ""))
+        base = f"wss://{where}/portForward/{quote(ns)}/{quote(name)}"
+
+        async def open_agent(ports: list[int], subprotocol: str) -> Any:
+            params = [("podUID", uid)] + [(execproto.PORT_HEADER, str(p)) for p in ports]
+            return await connect(f"{base}?{urlencode(params)}", ssl=self.ssl, server_hostname=node_name,
+                                 subprotocols=[subprotocol] if subprotocol else None,  # type: ignore[list-item]
+                                 open_timeout=10, max_size=None, compression=None, ping_interval=None)
+
+        if tunnel:
+            await self._spdy_tunnel(ws, f" {ns}/{name}", where, open_agent)
+            return
+        try:
+            upstream = await open_agent(ports, str(proto))
+        except InvalidStatus as e:
+            await _deny(ws, _error_from(e.response.body or b"", e.response.status_code))
+            return
+        except (TimeoutError, OSError, WebSocketException) as e:
+            await _deny(ws, ApiError(502, "ServiceUnavailable",
+                                     f"cannot reach the agent of pod {name} at {where}: {e}"))
+            return
+        try:
+            await ws.accept(subprotocol=upstream.subprotocol or proto or None)
+            await _relay(ws, upstream)
+        finally:
+            await upstream.close()
+
+    async def _spdy_tunnel(self, ws: WebSocket, what: str, where: str,
+                           open_agent: Callable[[list[int], str], Awaitable[Any]]) -> None:
+        """kubectl's SPDY inside WebSocket messages: the session runs here, one agent
+        WebSocket per stream pair."""
+        from websockets.exceptions import InvalidStatus, WebSocketException
+
+        async def open_port(port: int) -> Any:
+            try:
+                return await open_agent([port], execproto.V4)
+            except InvalidStatus as e:
+                raise OpenFailed(_error_from(e.response.body or b"", e.response.status_code).message) from None
+            except (TimeoutError, OSError, WebSocketException) as e:
+                raise OpenFailed(f"cannot reach the agent of pod{what} at {where}: {e}") from None
+
+        async def recv() -> bytes | None:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return None
+            data = msg.get("bytes")
+            return data if data is not None else (msg.get("text") or "").encode()
+
+        await ws.accept(subprotocol=execproto.SPDY_TUNNEL)
+        try:
+            await SpdySession(ws.send_bytes, open_port, what).run(recv)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away while something was being sent to it
+        finally:
+            with contextlib.suppress(Exception):
+                await ws.close(1000)
 
     # -- metrics.k8s.io -------------------------------------------------------------------------
 
@@ -516,6 +622,8 @@ def routes(api: ApiServer, pki: ClusterPKI) -> list[BaseRoute]:
         Route(f"{pods}/log", proxy.logs, methods=["GET"]),
         WebSocketRoute(f"{pods}/exec", proxy.exec_ws),
         Route(f"{pods}/exec", proxy.exec_http, methods=["GET", "POST"]),
+        WebSocketRoute(f"{pods}/portforward", proxy.portforward_ws),
+        Route(f"{pods}/portforward", proxy.portforward_http, methods=["GET", "POST"]),
         Route(f"{metrics}/pods", proxy.pod_metrics, methods=["GET"]),
         Route(metrics + "/namespaces/{namespace}/pods", proxy.pod_metrics, methods=["GET"]),
         Route(metrics + "/namespaces/{namespace}/pods/{name}", proxy.pod_metrics, methods=["GET"]),

@@ -8,6 +8,12 @@ names the query parameter or body field at fault:
   be one the request takes (415 UnsupportedMediaType listing what is accepted); JSON and
   YAML are decoded with bounded nesting (`MAX_DEPTH`) and bounded YAML alias expansion, and
   yield plain JSON values only (no NaN or Infinity, no YAML timestamps, sets or binaries);
+  Kubernetes protobuf bodies (`application/vnd.kubernetes.protobuf`, objects and
+  DeleteOptions, not patches) are decoded by `protobuf.py` into the very dict the JSON
+  body of the same object gives, a malformed one is 400 naming what is wrong;
+* what the client asked to be answered in (`protobuf_only`, `protobuf_response`): a client
+  that accepts only protobuf gets objects, lists and Status bodies of the kinds with a
+  protobuf table as protobuf; everything else (Tables, discovery, watches) stays JSON;
 * query parameters (`Query`): integers and booleans parsed as Go's `strconv` does,
   `resourceVersion` as an unsigned integer, label and field selectors, `continue` tokens;
   `list_options` and `delete_options` add the semantic checks of `ListOptions` and
@@ -17,11 +23,8 @@ names the query parameter or body field at fault:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import math
-import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,15 +33,19 @@ from typing import Any
 import yaml
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
 
 from .. import errors
 from ..errors import ApiError
 from ..objects import selectors
 from ..registry import json_type
+from ..registry.generic import decode_continue
+from . import protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's --max-request-body-bytes default
 MAX_DEPTH = 100  # levels of nested objects and arrays in a request body
 YAML_INLINE_BYTES = 16 * 1024  # larger YAML bodies are parsed in a worker thread
+PROTOBUF_INLINE_BYTES = 64 * 1024  # larger protobuf bodies are decoded in a worker thread
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -48,7 +55,7 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
-OBJECT_MEDIA_TYPES = (JSON, YAML)
+OBJECT_MEDIA_TYPES = (JSON, YAML, PROTOBUF)
 PATCH_MEDIA_TYPES = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH, STRATEGIC_MERGE_PATCH)
 YAML_MEDIA_TYPES = (YAML, APPLY_PATCH)
 
@@ -63,7 +70,6 @@ _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 META_GROUP = "meta.k8s.io"
 RV_MATCH = ("NotOlderThan", "Exact")
 PROPAGATION = ("Foreground", "Background", "Orphan")
-CONTINUE_VERSION = "meta.k8s.io/v1"
 
 
 def _quote(value: str, limit: int = 100) -> str:
@@ -111,10 +117,7 @@ def check_media_type(mtype: str, accepted: Sequence[str]) -> None:
     """415 unless `mtype` is one of `accepted`."""
     if mtype in accepted:
         return
-    hint = ""
-    if "protobuf" in mtype:
-        hint = " (this server serves JSON and YAML only: use `kubectl apply -f` rather than `kubectl create <kind>`)"
-    raise errors.unsupported_media_type(mtype, accepted, hint)
+    raise errors.unsupported_media_type(mtype, accepted)
 
 
 class BodyError(ValueError):
@@ -125,6 +128,8 @@ async def decode(raw: bytes, mtype: str) -> Any:
     """`decode_body`, off the event loop for YAML of some size (the YAML parser is slow)."""
     if mtype in YAML_MEDIA_TYPES and len(raw) > YAML_INLINE_BYTES:
         return await asyncio.to_thread(decode_body, raw, mtype)
+    if mtype == PROTOBUF and len(raw) > PROTOBUF_INLINE_BYTES:
+        return await asyncio.to_thread(decode_body, raw, mtype)
     return decode_body(raw, mtype)
 
 
@@ -133,11 +138,14 @@ def _looks_like_json(raw: bytes) -> bool:
 
 
 def decode_body(raw: bytes, mtype: str) -> Any:
-    """Decode a JSON or YAML body (by media type) into plain JSON values; 400 when it is not.
+    """Decode a JSON, YAML or protobuf body (by media type) into plain JSON values; 400 when
+    it is not.
 
     A YAML body that is JSON (what kubectl sends as an apply patch) is read as JSON, as
     YAML-to-JSON conversion would read it (`1e3` is a number), and much faster.
     """
+    if mtype == PROTOBUF:
+        return decode_protobuf(raw)
     yaml_body = mtype in YAML_MEDIA_TYPES
     what = "YAML" if yaml_body else "JSON"
     try:
@@ -150,6 +158,22 @@ def decode_body(raw: bytes, mtype: str) -> Any:
         raise errors.bad_request(f"the request body is not valid {what}: {e}") from None
     except (ValueError, yaml.YAMLError) as e:
         raise errors.bad_request(f"the request body is not valid {what}: {e}") from None
+    return value
+
+
+def decode_protobuf(raw: bytes) -> dict[str, Any]:
+    """A Kubernetes protobuf body (`k8s\\x00` + runtime.Unknown) as the JSON object it
+    encodes; 400 BadRequest naming what is wrong when it is malformed."""
+    what = "the request body is not a valid Kubernetes protobuf message"
+    try:
+        value = protobuf.decode(raw)
+        check_value(value)
+    except protobuf.ProtobufError as e:
+        raise errors.bad_request(f"{what}: {e}") from None
+    except BodyError as e:
+        raise errors.bad_request(f"{what}: {e}") from None
+    except RecursionError:
+        raise errors.bad_request(f"{what}: nested more than {MAX_DEPTH} levels deep") from None
     return value
 
 
@@ -338,6 +362,49 @@ def require_object(body: Any, what: str) -> dict[str, Any]:
     raise errors.bad_request(f"the request body must be a JSON object ({what}), not {_type_name(body)}")
 
 
+# -- answering in protobuf ----------------------------------------------------------------
+
+_JSON_LIKE = frozenset({JSON, YAML, "*/*", "application/*", "application/json;stream=watch"})
+
+
+def protobuf_only(accept: str | None) -> bool:
+    """True when the Accept header takes `application/vnd.kubernetes.protobuf` (the object
+    itself, not `as=Table` or another transformation) and no JSON or YAML alternative."""
+    if not accept or "protobuf" not in accept:
+        return False
+    wants = False
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        params = {k.strip().lower(): v.strip() for k, _, v in (f.partition("=") for f in fields[1:])}
+        if params.get("q") in ("0", "0.0", "0.00", "0.000"):
+            continue  # "not acceptable"
+        if media == PROTOBUF:
+            if "as" in params:
+                return False  # a transformation (Table, PartialObjectMetadata): answered as JSON
+            wants = True
+        elif media in _JSON_LIKE or media.endswith("+json"):
+            return False
+    return wants
+
+
+def protobuf_response(accept: str | None, response: Response) -> Response:
+    """`response` as protobuf when the client takes only protobuf and it is a JSON object,
+    list or Status of a kind with a protobuf table; `response` itself otherwise."""
+    if isinstance(response, StreamingResponse) or not protobuf_only(accept):
+        return response
+    if response.media_type != JSON and not response.headers.get("content-type", "").startswith(JSON):
+        return response
+    try:
+        body = protobuf.encode_response(json.loads(bytes(response.body)))
+    except (protobuf.NotEncodable, ValueError, RecursionError):
+        return response  # no table for it (Tables, discovery documents): JSON, as before
+    out = Response(body, status_code=response.status_code, media_type=PROTOBUF)
+    kept = [(k, v) for k, v in response.raw_headers if k not in (b"content-type", b"content-length")]
+    out.raw_headers = kept + [(k, v) for k, v in out.raw_headers if k in (b"content-type", b"content-length")]
+    return out
+
+
 # -- query parameters ---------------------------------------------------------------------
 
 
@@ -494,36 +561,15 @@ def list_options(q: Query, watch: bool, kind: str | None = None) -> ListOptions:
         check_continue(opts.continue_)
         if opts.resource_version not in ("", "0"):
             raise errors.bad_request("specifying resource version is not allowed when using continue")
-        # every list is answered whole and no continue token is ever issued: a well-formed
-        # token names a list snapshot this server does not have
-        raise errors.gone("The provided continue parameter is too old to display a consistent list result. "
-                          "You can start a new list without the continue parameter.")
     return opts
 
 
 def check_continue(token: str) -> None:
-    """400 BadRequest unless `token` is a well-formed continue token (Kubernetes' encoding)."""
-    def invalid(why: str) -> ApiError:
-        return errors.bad_request(f"invalid continue token: continue key is not valid{why}")
-
+    """400 BadRequest unless `token` is a well-formed continue token (Kubernetes' encoding,
+    `registry.decode_continue`)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]*", token):
-        raise invalid(": illegal base64 data")
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, RecursionError):
-        raise invalid(": not a base64-encoded JSON object") from None
-    if not isinstance(data, dict):
-        raise invalid(": not a base64-encoded JSON object")
-    if data.get("v") != CONTINUE_VERSION:
-        raise invalid(": server does not recognize this encoded version")
-    rv, start = data.get("rv"), data.get("start")
-    if not isinstance(rv, int) or isinstance(rv, bool) or rv <= 0:
-        raise invalid(f": incorrect encoded start resourceVersion (version {CONTINUE_VERSION})")
-    if not isinstance(start, str) or not start:
-        raise invalid(f": encoded start key empty (version {CONTINUE_VERSION})")
-    key = start if start.startswith("/") else "/" + start
-    if posixpath.normpath(key) != key:
-        raise invalid(f": {_quote(start)}")
+        raise errors.bad_request("invalid continue token: continue key is not valid: illegal base64 data")
+    decode_continue(token, "")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .wsprotocol import WebSocketProtocol
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # httptools is not installed: h11 only
@@ -133,6 +135,7 @@ def api_server_config(app: Any, host: str, port: int, *, ssl_certfile: str | Non
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         http=protocol,
+        ws=WebSocketProtocol,  # takes kubectl's port-forward subprotocol (see .wsprotocol)
         loop="uvloop" if uvloop is not None else "asyncio",
         log_config=None,
         access_log=False,

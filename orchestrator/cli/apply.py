@@ -16,6 +16,13 @@ controllers or other clients survive. Maps merge recursively; lists are replaced
 items, a list counts as changed only when it differs from the last-applied one or the live
 list no longer contains what it says. `compute_apply_patch` is pure and table-tested.
 
+`--dry-run=server` sends the same writes with `dryRun=All` (the API validates and defaults
+them and stores nothing), `--dry-run=client` sends none; lines then end in `(server dry run)`
+or `(dry run)` as kubectl's do, and `-o json|yaml|name` prints the resulting objects instead.
+
+`delete --dry-run=server` asks the API to check the deletion (`dryRun=All`), `client` only
+checks that the objects exist; neither waits.
+
 All manifests are loaded and checked before any request is made (see `manifests`). A
 server error on one object is reported and the others are still processed; the exit code
 is then 1.
@@ -130,22 +137,43 @@ def _namespace(client: Client, m: manifests.Manifest) -> str | None:
     return (m.namespace or client.namespace) if m.kind.namespaced else None
 
 
-def apply_one(client: Client, m: manifests.Manifest) -> str:
-    """Create or patch one object; returns the line to print."""
+def apply_one(client: Client, m: manifests.Manifest, dry_run: str = "none",
+              fmt: str | None = None) -> str | None:
+    """Create or patch one object; returns the line to print (None when `fmt` printed the object).
+
+    `dry_run` is `none`, `client` (nothing is sent but the read of the live object) or
+    `server` (the write is sent with `dryRun=All`: validated and defaulted, never stored).
+    """
     ns = _namespace(client, m)
     label = display_name(m.kind, m.name)
+    params = output.dry_run_params(dry_run)
+
+    def done(obj: dict[str, Any], action: str) -> str | None:
+        if fmt:
+            output.show(obj, m.kind, action, fmt, dry_run)
+            return None
+        return f"{label} {action}{output.DRY_RUN_SUFFIX.get(dry_run, '')}"
+
     try:
         live = client.get(m.kind, m.name, ns)
     except ApiError as e:
         if e.code != 404 or isinstance(e, ConnectionFailed):
             raise
-        client.create(with_last_applied(m.obj), ns)
-        return f"{label} created"
+        result = with_last_applied(m.obj)
+        if dry_run != "client":
+            result = client.request("POST", client.path(m.kind, ns), result, params=params)
+        return done(result, "created")
     patch = plan_apply(m.obj, live)
     if not patch:
-        return f"{label} unchanged"
-    client.patch(m.kind, m.name, patch, ns, patch_type="merge")
-    return f"{label} configured"
+        return done(live, "unchanged")
+    if dry_run == "client":
+        from ..objects.patch import json_merge_patch
+
+        result = json_merge_patch(live, patch)
+    else:
+        result = client.request("PATCH", client.path(m.kind, ns, m.name), patch, params=params,
+                                content_type="application/merge-patch+json")
+    return done(result, "configured")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -154,10 +182,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise CliError("no objects passed to apply")
     client = output.connect(args)
     failed = False
+    dry_run = getattr(args, "dry_run", "none")
+    fmt = getattr(args, "output", None)
     with client:
         for m in docs:
             try:
-                print(apply_one(client, m), flush=True)
+                line = apply_one(client, m, dry_run, fmt)
+                if line is not None:
+                    print(line, flush=True)
             except ConnectionFailed:
                 raise
             except ApiError as e:
@@ -253,8 +285,17 @@ def cmd_delete(args: argparse.Namespace) -> int:
     with client:
         for kind, name, explicit_ns in targets:
             ns = (explicit_ns or client.namespace) if kind.namespaced else None
+            dry_run = getattr(args, "dry_run", "none")
             try:
-                client.delete(kind, name, ns, grace_period=args.grace_period)
+                if dry_run == "client":
+                    client.get(kind, name, ns)  # only say "deleted" of what exists
+                elif dry_run == "server":
+                    params: dict[str, Any] = {"dryRun": "All"}
+                    if args.grace_period is not None:
+                        params["gracePeriodSeconds"] = args.grace_period
+                    client.request("DELETE", client.path(kind, ns, name), params=params)
+                else:
+                    client.delete(kind, name, ns, grace_period=args.grace_period)
             except ConnectionFailed:
                 raise
             except ApiError as e:
@@ -263,8 +304,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 output.report(e)
                 failed = True
                 continue
-            print(f'{display_kind(kind)} "{name}" deleted', flush=True)
-            deleted.append((kind, name, ns))
+            print(f'{display_kind(kind)} "{name}" deleted{output.DRY_RUN_SUFFIX.get(dry_run, "")}', flush=True)
+            if dry_run == "none":
+                deleted.append((kind, name, ns))
         if args.wait:
             deadline = time.monotonic() + args.timeout if args.timeout else None
             for kind, name, ns in deleted:

@@ -6,6 +6,11 @@ the kinds table: pods, deployments, replicasets). When several kinds are printed
 (separated by a blank line) and names carry the kind (`deployment.apps/web`), so the
 output says what every row is.
 
+`-o custom-columns=HEADER:.path,…` prints a table of those JSONPaths; `--show-labels` and
+`-L KEY` add label columns and `--sort-by=JSONPATH` orders the rows, as kubectl's do.
+`-o jsonpath=TEMPLATE` renders kubectl's template syntax (`cli.jsonpath`) over the one named
+object, or over a `v1 List` of the objects, with no newline added, as kubectl does.
+
 Structured output follows kubectl: one named object prints as itself, anything else as a
 `v1 List` with the items (typed, since list items come without apiVersion/kind), which
 `apply -f` accepts back.
@@ -26,8 +31,9 @@ from typing import Any
 
 from ..client import Client, ConnectionFailed
 from ..errors import ApiError
+from ..objects import printers
 from ..objects.kinds import KINDS, Kind
-from . import output, tables
+from . import jsonpath, output, tables
 from .apply import resolve_kind
 from .output import CliError, display_kind, display_name, with_type
 
@@ -114,14 +120,75 @@ def _table(
     wide = args.output == "wide"
     now = tables.now_utc()
     prefix = f"{display_kind(kind)}/" if prefixed else ""
+    fmt = args.output or ""
+    if fmt.startswith("custom-columns="):
+        return custom_columns(fmt[len("custom-columns="):], objs)
     header = tables.headers(kind, wide, args.all_namespaces)
     rows = [tables.row(kind, o, now, wide, args.all_namespaces, prefix) for o in objs]
+    keys = [k.strip() for spec in getattr(args, "label_columns", []) or [] for k in spec.split(",") if k.strip()]
+    for key in keys:
+        header.append(key.rsplit("/", 1)[-1].upper())
+        for o, r in zip(objs, rows, strict=True):
+            r.append(str(((o.get("metadata") or {}).get("labels") or {}).get(key, "")))
+    if getattr(args, "show_labels", False):
+        header.append("LABELS")
+        for o, r in zip(objs, rows, strict=True):
+            r.append(printers.pairs_text((o.get("metadata") or {}).get("labels") or {}))
     return header, rows
+
+
+def sort_by(objs: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """`--sort-by=.status.startTime`: objects ordered by the JSONPath's value (numbers as numbers,
+    objects without the field first, as kubectl sorts them)."""
+    def key(o: dict[str, Any]) -> tuple[int, float, str]:
+        try:
+            found = jsonpath.find(o, path if path.startswith(("{", ".")) else "." + path)
+        except jsonpath.JsonPathError as e:
+            raise CliError(f"--sort-by: {e}") from None
+        if not found:
+            return (0, 0.0, "")
+        value = found[0]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (1, float(value), "")
+        return (2, 0.0, jsonpath.text(value))
+
+    return sorted(objs, key=key)
+
+
+def custom_columns(spec: str, objs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """`-o custom-columns=NAME:.metadata.name,IP:.status.podIP`: kubectl's columns; a missing
+    value shows `<none>`, several are joined with commas."""
+    columns: list[tuple[str, str]] = []
+    for part in spec.split(","):
+        head, sep, path = part.partition(":")
+        if not sep or not head or not path:
+            raise CliError(f'custom-columns: expected HEADER:.json.path, got "{part}"')
+        columns.append((head, path if path.startswith(("{", ".")) else "." + path))
+    rows: list[list[str]] = []
+    for o in objs:
+        row: list[str] = []
+        for _, path in columns:
+            try:
+                values = jsonpath.find(o, path)
+            except jsonpath.JsonPathError as e:
+                raise CliError(f"custom-columns: {e}") from None
+            row.append(",".join(jsonpath.text(v) for v in values) if values else "<none>")
+        rows.append(row)
+    return [h for h, _ in columns], rows
 
 
 def _print_structured(objs: list[dict[str, Any]], fmt: str, single: bool) -> None:
     doc: Any = objs[0] if single and len(objs) == 1 else output.as_list(objs)
     output.write(output.to_json(doc) if fmt == "json" else output.to_yaml(doc))
+
+
+def _print_template(objs: list[dict[str, Any]], fmt: str, single: bool) -> None:
+    doc: Any = objs[0] if single and len(objs) == 1 else output.as_list(objs)
+    try:
+        text = jsonpath.render(fmt[len("jsonpath="):], doc)
+    except jsonpath.JsonPathError as e:
+        raise CliError(f"error parsing jsonpath {fmt[len('jsonpath='):]}: {e}") from None
+    sys.stdout.write(text)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -138,8 +205,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     with output.connect(args) as client:
         for target in targets:
             objs, _, err = _fetch(client, target, args)
+            if getattr(args, "sort_by", None):
+                objs = sort_by(objs, args.sort_by)
             failed = failed or err
-            if fmt in ("json", "yaml"):
+            if fmt in ("json", "yaml") or (fmt or "").startswith("jsonpath="):
                 collected.extend(objs)
             elif fmt == "name":
                 for o in objs:
@@ -154,6 +223,10 @@ def cmd_get(args: argparse.Namespace) -> int:
             single = len(targets) == 1 and len(targets[0].names) == 1
             if collected or not single:
                 _print_structured(collected, fmt, single)
+        elif fmt and fmt.startswith("jsonpath="):
+            single = len(targets) == 1 and len(targets[0].names) == 1
+            if collected or not single:
+                _print_template(collected, fmt, single)
         elif not printed_any and not failed:
             print(_empty_message(client, targets, args.all_namespaces), file=sys.stderr)
     sys.stdout.flush()
@@ -189,7 +262,10 @@ class _WatchPrinter:
                 output.write(output.to_json(o))
             elif fmt == "yaml":
                 output.write("---\n" + output.to_yaml(o))
-        if fmt in ("name", "json", "yaml") or not objs:
+            elif fmt and fmt.startswith("jsonpath="):
+                _print_template([o], fmt, True)
+                sys.stdout.flush()
+        if fmt in ("name", "json", "yaml") or (fmt or "").startswith("jsonpath=") or not objs:
             return
         header, rows = _table(self.kind, objs, self.args, False)
         show_header = self.widths is None and not self.args.no_headers

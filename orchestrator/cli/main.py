@@ -13,6 +13,11 @@ overwrite the other. They and the option types live in `orchestrator.cli.options
 the command modules that `register` their own subcommands (logs, exec, top, cluster,
 rollout) import too: no command module imports this one.
 
+kubectl's everyday verbs (`create`, `label`, `patch`, `set`, `wait`, `diff`, `edit`, `expose`,
+`run`, `events`, `explain`, `auth`, `cp`, …) each live in a module of their own that
+`register`s its subcommand; `parse` gives them kubectl's command-line habits (flags anywhere
+among the words, a command after `--`).
+
 Exit codes: 0 success; 1 the operation failed, with exactly one line per failure on stderr
 (`error: …` for local problems, `Error from server (Reason): …` for API errors); 2 usage
 errors (argparse). Expected failures never show a traceback.
@@ -29,7 +34,15 @@ from typing import Any
 
 from ..errors import ApiError
 from ..objects.kinds import UnknownKind
-from .options import global_options, host_port, non_negative_int, seconds
+from .options import (
+    dry_run_option,
+    get_output,
+    global_options,
+    host_port,
+    non_negative_int,
+    output_option,
+    seconds,
+)
 
 DEFAULT_DATA_DIR = "/var/lib/dockyard"
 DEFAULT_AGENT_DATA_DIR = "/var/lib/dockyard-agent"
@@ -139,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nice", type=int, default=0, metavar="N", help="niceness added to the controllers' threads")
     p.add_argument("--parent-pipe", action="store_true",
                    help="stop at end-of-file on stdin and answer metrics requests on stdout (used by the master)")
+    p.add_argument("--master-endpoint", metavar="IP:PORT",
+                   help="where pods reach the API: the default/kubernetes Service's endpoint "
+                        "(default $DOCKYARD_MASTER_ENDPOINT, which the master sets)")
 
     p = add("agent", "agent.main:main_agent", "run a node agent that joins a master")
     p.add_argument("--server", metavar="URL", help="master URL, e.g. https://10.0.0.1:6443 (required unless --cleanup)")
@@ -160,11 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     # objects
     p = add("apply", "orchestrator.cli.apply:cmd_apply", "create or update objects from manifests")
     _files(p, required=True)
+    output_option(p)
+    dry_run_option(p)
 
     p = add("get", "orchestrator.cli.get:cmd_get", "list objects")
     p.add_argument("targets", nargs="+", metavar="KIND [NAME...]",
                    help="po, deploy/web, deploy,rs,po or all, optionally followed by names")
-    p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"], default=None)
+    p.add_argument("-o", "--output", type=get_output, default=None, metavar="FORMAT",
+                   help="wide, yaml, json, name, jsonpath=TEMPLATE (e.g. jsonpath='{.status.podIP}') or "
+                        "custom-columns=NAME:.metadata.name,IP:.status.podIP")
+    p.add_argument("--sort-by", metavar="JSONPATH", help="order by this field, e.g. .metadata.creationTimestamp")
+    p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY[,KEY...]",
+                   help="add a column with the value of these labels")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector", metavar="SEL", help="label selector, e.g. app=web,tier!=db")
     p.add_argument("--field-selector", metavar="SEL", help="field selector, e.g. spec.nodeName=n1")
@@ -189,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=seconds, default=0.0, metavar="S",
                    help="give up waiting after S seconds (default 0: no limit)")
     p.add_argument("--ignore-not-found", action="store_true", help="treat missing objects as deleted")
+    dry_run_option(p)
 
     p = add("scale", "orchestrator.cli.apply:cmd_scale", "set the replica count of deployments or replicasets")
     p.add_argument("targets", nargs="+", metavar="KIND/NAME | KIND NAME")
@@ -199,6 +224,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (logs, exec, top, cluster, rollout):
         module.register(sub)
+
+    # kubectl's everyday verbs, each in a module of its own
+    from . import (
+        apiresources,
+        auth,
+        autoscale,
+        cp,
+        create,
+        diff,
+        edit,
+        events,
+        explain,
+        expose,
+        labels,
+        patch,
+        replace,
+        run,
+        setcmd,
+        taint,
+        wait,
+    )
+
+    for module in (create, replace, expose, run, autoscale, labels, taint, patch, setcmd, edit, diff, wait, events,
+                   explain, apiresources, auth, cp):
+        module.register(sub)
+
+    from . import portforward
+
+    p = add("port-forward", "orchestrator.cli.portforward:main_port_forward",
+            "forward local ports to a pod, or to a pod of a deployment or service")
+    portforward.add_arguments(p)
+    p.set_defaults(intermixed="ports")
 
     # client config and version
     p = add("config", "", "read and switch contexts in the client config")
@@ -278,10 +335,45 @@ def _exit_code(code: Any) -> int:
     return 1
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse `argv` with kubectl's habits: flags anywhere among the words.
+
+    * Commands that run a command (`exec`, `run`, `create deployment`, …) declare
+      `set_defaults(trailing=DEST)`: everything after the first `--` is that command, kept out
+      of argparse (so `exec POD -c C -- sh -c X` never reads the command's own `-c` as ours)
+      and stored in `DEST`. Any other command gets its `--` back and argparse treats it as usual.
+    * Commands whose words continue after a flag (`label pods -l app=web tier=front`)
+      declare `set_defaults(intermixed=DEST)`: words argparse leaves over are appended to
+      `DEST` in order. A left-over flag stays a usage error.
+    """
+    head, tail = argv, None
+    if "--" in argv:
+        cut = argv.index("--")
+        head, tail = argv[:cut], argv[cut + 1:]
+    args, extra = parser.parse_known_args(head)
+    if tail is not None and not getattr(args, "trailing", None):
+        head, tail = argv, None
+        args, extra = parser.parse_known_args(head)
+    if extra:
+        dest = getattr(args, "intermixed", None)
+        if not dest:
+            parser.parse_args(head)  # exits with argparse's usage error
+            raise SystemExit(2)
+        flags = [e for e in extra if e.startswith("-") and e != "-"]
+        if flags:
+            parser.error(f"{args.command}: unrecognized arguments: {' '.join(flags)}")
+        setattr(args, dest, [*getattr(args, dest), *extra])
+    if tail is not None:
+        args.before_dash = list(getattr(args, args.trailing) or [])  # words the command must refuse
+        setattr(args, args.trailing, tail)
+        args.dashdash = True
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:  # usage errors (2) and --help (0)
         return _exit_code(e.code)
     if not getattr(args, "handler", None):

@@ -64,3 +64,61 @@ def seconds(value: str) -> float:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value!r}")
     return n
+
+
+def output_option(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("json", "yaml", "name")) -> None:
+    """`-o json|yaml|name`: print the object(s) written instead of the `kind/name verb` line."""
+    p.add_argument("-o", "--output", choices=formats, default=None, metavar="|".join(formats),
+                   help="print the result as " + ", ".join(formats))
+
+
+def dry_run_option(p: argparse.ArgumentParser) -> None:
+    """`--dry-run[=none|client|server]` as kubectl: bare `--dry-run` means client."""
+    p.add_argument("--dry-run", nargs="?", const="client", default="none", choices=["none", "client", "server"],
+                   metavar="none|client|server",
+                   help="client: only print what would be sent; server: the API checks it but stores nothing")
+
+
+def go_duration(value: str) -> float:
+    """A Go duration (`30s`, `1m30s`, `2h`, `500ms`) or plain seconds, as seconds; negative values stay."""
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    try:
+        return sign * float(text)
+    except ValueError:
+        pass
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, number = 0.0, ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isdigit() or c == ".":
+            number += c
+            i += 1
+            continue
+        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h") if text.startswith(u, i)), None)
+        if unit is None or not number:
+            raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 2m or 1h, got {value!r}")
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    if number or not text:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 2m or 1h (a unit is needed), got {value!r}")
+    return sign * total
+
+
+GET_FORMATS = ("wide", "yaml", "json", "name")
+
+
+def get_output(value: str) -> str:
+    """`-o` of `get`: wide, yaml, json, name, `jsonpath=TEMPLATE` (kubectl's template syntax) or
+    `custom-columns=HEADER:.json.path,…`."""
+    if value in GET_FORMATS:
+        return value
+    for prefix in ("jsonpath=", "custom-columns="):
+        if value.startswith(prefix) and value[len(prefix):].strip():
+            return value
+    raise argparse.ArgumentTypeError(
+        f"unable to match a printer suitable for the output format {value!r}, the allowed formats are: "
+        "custom-columns=SPEC,json,jsonpath=TEMPLATE,name,wide,yaml")

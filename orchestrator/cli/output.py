@@ -43,12 +43,15 @@ def report(exc: BaseException, stream: IO[str] | None = None) -> None:
 
 
 def connect(args: argparse.Namespace) -> Client:
-    """An API client for the global `--kubeconfig/--context/-n` options."""
-    return Client.from_kubeconfig(
+    """An API client for the global `--kubeconfig/--context/-n` options; its writes ask for
+    strict field validation, as kubectl's do."""
+    client = Client.from_kubeconfig(
         getattr(args, "kubeconfig", None),
         getattr(args, "context", None),
         getattr(args, "namespace", None),
     )
+    client.field_validation = "Strict"
+    return client
 
 
 def display_kind(kind: Kind) -> str:
@@ -86,3 +89,24 @@ def write(text: str, stream: IO[str] | None = None) -> None:
     out = stream or sys.stdout
     out.write(text if text.endswith("\n") else text + "\n")
     out.flush()
+
+
+DRY_RUN_SUFFIX = {"client": " (dry run)", "server": " (server dry run)"}
+
+
+def dry_run_params(mode: str) -> dict[str, str] | None:
+    """The query parameters of a write in `--dry-run` mode (`server` asks the API for `dryRun=All`)."""
+    return {"dryRun": "All"} if mode == "server" else None
+
+
+def show(obj: dict[str, Any], kind: Kind, action: str, fmt: str | None, dry_run: str = "none") -> None:
+    """What a write command prints for one object: `-o json|yaml|name`, or `kind/name action`."""
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if fmt == "json":
+        write(to_json(with_type(obj, kind)))
+    elif fmt == "yaml":
+        write(to_yaml(with_type(obj, kind)))
+    elif fmt == "name":
+        write(display_name(kind, name))
+    else:
+        write(f"{display_name(kind, name)} {action}{DRY_RUN_SUFFIX.get(dry_run, '')}")

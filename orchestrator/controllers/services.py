@@ -11,8 +11,12 @@ Service not yet stored counts as used (`Reservations`), so two concurrent create
 pick the same one.
 
 * `clusterIP` unset: the lowest free host address of the service CIDR, skipping the
-  network address, the first address (kept for a gateway/API service, as Kubernetes keeps
-  `.1` for `kubernetes`) and the cluster DNS address (the 10th, `dns_service_ip`).
+  network address, the first address and the cluster DNS address (the 10th,
+  `dns_service_ip`).
+* The first address (`api_service_ip`, 10.43.0.1) belongs to `default/kubernetes`, the
+  in-cluster API Service (`controllers.kubernetesservice`), as in Kubernetes: that Service
+  gets it (unset or asked for), no other Service ever does. Likewise the DNS address goes
+  only to `kube-system/kube-dns`.
 * `clusterIP: None`: a headless Service, nothing allocated.
 * `clusterIP` given: must lie in the CIDR and be free (else 422 Invalid).
 * type NodePort/LoadBalancer: each port without `nodePort` gets the lowest free one of
@@ -52,6 +56,16 @@ def dns_service_ip(service_cidr: str) -> str:
     return str(ipaddress.ip_network(service_cidr)[10])
 
 
+def api_service_ip(service_cidr: str) -> str:
+    """The in-cluster API address (`default/kubernetes`): the first address of the service
+    CIDR (10.43.0.1), as kube-apiserver takes it."""
+    return str(ipaddress.ip_network(service_cidr)[1])
+
+
+API_SERVICE = ("default", "kubernetes")
+DNS_SERVICE = ("kube-system", "kube-dns")
+
+
 def reserved_ips(service_cidr: str) -> set[str]:
     net = ipaddress.ip_network(service_cidr)
     reserved = {str(net.network_address), str(net[1]), str(net.broadcast_address)}
@@ -78,10 +92,17 @@ def used_node_ports(services: Iterable[Obj]) -> set[tuple[int, str]]:
     return out
 
 
-def allocate_cluster_ip(service_cidr: str, used: set[str], wanted: str | None = None, dns_ip: bool = False) -> str:
-    """A free address of `service_cidr` (`wanted` when given and free)."""
+def allocate_cluster_ip(service_cidr: str, used: set[str], wanted: str | None = None, dns_ip: bool = False,
+                        api_ip: bool = False) -> str:
+    """A free address of `service_cidr` (`wanted` when given and free).
+
+    `dns_ip` / `api_ip`: the Service is the cluster DNS / the in-cluster API one, which may
+    have its reserved address (`api_ip` gets it when nothing is asked for)."""
     net = ipaddress.ip_network(service_cidr)
     reserved = reserved_ips(service_cidr)
+    if api_ip:
+        reserved.discard(api_service_ip(service_cidr))
+        wanted = wanted or api_service_ip(service_cidr)
     if wanted:
         try:
             addr = ipaddress.ip_address(wanted)
@@ -133,10 +154,11 @@ def plan_allocation(svc: Obj, existing: list[Obj], service_cidr: str) -> None:
     if stype == "ExternalName":
         return
     meta = svc.get("metadata") or {}
-    is_dns = meta.get("namespace") == "kube-system" and meta.get("name") == "kube-dns"
+    key = (meta.get("namespace"), meta.get("name"))
     wanted = spec.get("clusterIP")
     if wanted != "None":
-        spec["clusterIP"] = allocate_cluster_ip(service_cidr, used_cluster_ips(existing), wanted or None, is_dns)
+        spec["clusterIP"] = allocate_cluster_ip(service_cidr, used_cluster_ips(existing), wanted or None,
+                                                dns_ip=key == DNS_SERVICE, api_ip=key == API_SERVICE)
     spec["clusterIPs"] = [spec["clusterIP"]]
     if stype in ("NodePort", "LoadBalancer"):
         ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]

@@ -28,19 +28,29 @@ needs no change here — only its module and its row in `objects/kinds.py`.
   entry is never stale), filled from the stored text (`store.get_raw`); a read of an
   object already answered at its current revision decodes and encodes nothing. Every
   other read returns freshly decoded values the caller owns.
+* `list` answers whole, or in pages (`limit`, `continue`) that all list the store at the
+  first page's revision (`store.list_page`): the continue token is Kubernetes' (base64 JSON
+  of that revision and the key to go on from, relative to the list's prefix), and one
+  whose revision has been compacted is 410 Expired with Kubernetes' message.
 * deletion is graceful for pods bound to a node (the node's agent stops the containers and
   then finishes the delete with `gracePeriodSeconds=0`) and waits for `finalizers`;
-  dependents are removed by the garbage collector (background propagation).
+  dependents are removed by the garbage collector: after the owner (Background, the
+  default), before it (Foreground: the owner is marked for deletion with the
+  `foregroundDeletion` finalizer, which the collector removes once the dependents that
+  block it are gone), or never (Orphan: their ownerReferences to it are removed here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import builtins
 import copy
 import json
 import json.encoder
 import math
+import posixpath
 import secrets
 import threading
 import uuid
@@ -57,6 +67,8 @@ from ..objects.timefmt import rfc3339
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
 
 MAX_GRACE_TIMESTAMP = 100 * 365 * 86400  # seconds a deletionTimestamp may lie ahead
+FOREGROUND_FINALIZER = "foregroundDeletion"  # metav1.FinalizerDeleteDependents
+ORPHAN_FINALIZER = "orphan"  # metav1.FinalizerOrphanDependents
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -134,6 +146,50 @@ def _name_of(obj: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+CONTINUE_VERSION = "meta.k8s.io/v1"  # the encoding version of Kubernetes' continue tokens
+CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new list "
+    "without the continue parameter, or use the continue token in this response to retrieve the remainder of "
+    "the results. Continuing with the provided token results in an inconsistent list - objects that were "
+    "created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
+)
+_PAGE_BATCH_MAX = 10_000  # rows read at once while selectors leave most of them out
+
+
+def encode_continue(revision: int, start: str) -> str:
+    """A continue token as Kubernetes encodes it: unpadded URL-safe base64 of the JSON
+    `{"v": "meta.k8s.io/v1", "rv": <revision of the list>, "start": <key to go on from,
+    relative to the list's prefix>}`. Opaque to clients."""
+    data = json.dumps({"v": CONTINUE_VERSION, "rv": revision, "start": start}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    """(revision, store key to go on from) of a continue token for a list under `prefix`;
+    400 BadRequest for a token that is not one (Kubernetes' messages). A revision of -1
+    (Kubernetes' "inconsistent" token) lists the store as it is now (0)."""
+    def invalid(why: str) -> ApiError:
+        return errors.bad_request(f"invalid continue token: continue key is not valid{why}")
+
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, RecursionError):
+        raise invalid(": not a base64-encoded JSON object") from None
+    if not isinstance(data, dict):
+        raise invalid(": not a base64-encoded JSON object")
+    if data.get("v") != CONTINUE_VERSION:
+        raise invalid(": server does not recognize this encoded version")
+    rv, start = data.get("rv"), data.get("start")
+    if not isinstance(rv, int) or isinstance(rv, bool) or rv == 0 or rv < -1:
+        raise invalid(f": incorrect encoded start resourceVersion (version {CONTINUE_VERSION})")
+    if not isinstance(start, str) or not start:
+        raise invalid(f": encoded start key empty (version {CONTINUE_VERSION})")
+    key = start if start.startswith("/") else "/" + start
+    if posixpath.normpath(key.rstrip("\x00") or "/") != (key.rstrip("\x00") or "/"):
+        raise invalid(f": {json.dumps(start)}")
+    return max(rv, 0), prefix + start.lstrip("/")
 
 
 @dataclass(frozen=True)
@@ -361,16 +417,69 @@ class Registry:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        limit: int = 0,
+        continue_: str = "",
     ) -> Obj:
+        """The objects of a kind (in a namespace), matching the selectors, sorted by key.
+
+        With `limit` (and then the `continue_` token the previous page returned) the list is
+        answered in pages, as Kubernetes does: every page lists the store as of the first
+        page's revision (the token names it, with the key to go on from), so the pages
+        together are one consistent snapshot; `metadata.continue` is set while more remain,
+        with `metadata.remainingItemCount` when no selector filters the list. A token whose
+        revision has been compacted is 410 Expired."""
         sel = Selectors.parse(label_selector, field_selector)
-        items, rev = self.store.list(kind.prefix(self._ns(kind, namespace)))
-        objs = [o for o in (self._read(kv) for kv in items) if sel.matches(o)]
-        return {
-            "apiVersion": kind.api_version,
-            "kind": kind.list_kind,
-            "metadata": {"resourceVersion": str(rev)},
-            "items": objs,
-        }
+        prefix = kind.prefix(self._ns(kind, namespace))
+        if limit <= 0 and not continue_:
+            items, rev = self.store.list(prefix)
+            objs = [o for o in (self._read(kv) for kv in items) if sel.matches(o)]
+            return {
+                "apiVersion": kind.api_version,
+                "kind": kind.list_kind,
+                "metadata": {"resourceVersion": str(rev)},
+                "items": objs,
+            }
+        return self._list_page(kind, prefix, sel, limit, continue_,
+                               filtered=label_selector is not None or field_selector is not None)
+
+    def _list_page(self, kind: Kind, prefix: str, sel: Selectors, limit: int, token: str, *,
+                   filtered: bool) -> Obj:
+        revision, start = decode_continue(token, prefix) if token else (0, prefix)
+        objs: builtins.list[Obj] = []
+        more, remaining, last = False, 0, ""
+        batch = limit
+        try:
+            while True:
+                kvs, revision, remaining = self.store.list_page(prefix, revision, start, batch)
+                for i, kv in enumerate(kvs):
+                    obj = self._read(kv)
+                    if not sel.matches(obj):
+                        continue
+                    objs.append(obj)
+                    last = kv.key
+                    if 0 < limit == len(objs):
+                        more = i + 1 < len(kvs) or remaining > 0
+                        remaining += len(kvs) - i - 1
+                        break
+                else:
+                    if batch > 0 and remaining > 0:  # the page filled up with objects the selectors left out
+                        start = kvs[-1].key + "\x00"
+                        batch = min(batch * 2, _PAGE_BATCH_MAX)
+                        continue
+                break
+        except Compacted:
+            if token:
+                raise errors.gone(CONTINUE_EXPIRED) from None
+            raise errors.gone("The resourceVersion for the provided list is too old.") from None
+        except ValueError:
+            raise errors.too_large_resource_version(revision, self.store.current_revision()) from None
+        meta: Obj = {"resourceVersion": str(revision)}
+        if more:
+            meta["continue"] = encode_continue(revision, last[len(prefix):] + "\x00")
+            if not filtered:
+                meta["remainingItemCount"] = remaining
+        return {"apiVersion": kind.api_version, "kind": kind.list_kind, "metadata": meta, "items": objs}
 
     def items(self, kind: Kind, namespace: str | None = None) -> builtins.list[Obj]:
         items: builtins.list[Obj] = self.list(kind, namespace)["items"]
@@ -478,7 +587,8 @@ class Registry:
         meta = new.get("metadata", {})
         if dry_run:
             return self._with_rv(KV(kv.key, new, kv.mod_revision, kv.create_revision))
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not kind.strategy.waits_for_node(new):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
+                not kind.strategy.waits_for_node(new) or meta.get("deletionGracePeriodSeconds") == 0):
             return self._delete_kv(kind, kv)
         if new == kv.value:
             return self._with_rv(kv)
@@ -500,7 +610,14 @@ class Registry:
         subresource: str = "",
         *,
         dry_run: bool = False,
+        check_fields: Callable[[Obj], None] | None = None,
     ) -> Obj:
+        """Apply a patch to the current object and write the result (again on a conflict
+        with a concurrent write, unless the patch names a resourceVersion).
+
+        `check_fields`, when given, sees each patched object before any other check: the
+        API's field validation (it may drop unknown fields, or refuse them), applied to the
+        result of the patch as the API server applies it, whatever the patch type."""
         problem = json_problem(body)
         if problem:
             raise errors.bad_request(f"the patch is not valid JSON: {problem}")
@@ -514,6 +631,8 @@ class Registry:
                 )
             self._check_type(kind, patched)
             self._check_json(kind, patched)
+            if check_fields is not None:
+                check_fields(patched)
             self._check_shape(kind, patched, name)
             self._check_name(kind, namespace, name, patched, patch=True)
             self._check_uid(kind, name, patched, kv.value, patch=True)
@@ -552,7 +671,10 @@ class Registry:
             graceful = self._graceful_seconds(kind, obj, grace_period)
             if dry_run:
                 return self._with_rv(kv)
-            if graceful is None and not meta.get("finalizers") and not kind.strategy.deleted_by_controller:
+            # the namespace controller empties a Namespace before it goes: foreground already
+            foreground = propagation == "Foreground" and not kind.strategy.deleted_by_controller
+            if (graceful is None and not meta.get("finalizers") and not kind.strategy.deleted_by_controller
+                    and not foreground):
                 if propagation == "Orphan":
                     self._orphan_dependents(meta)
                 return self._delete_kv(kind, kv)
@@ -567,6 +689,16 @@ class Registry:
                 nmeta["deletionGracePeriodSeconds"] = secs
             elif graceful is not None and graceful < int(nmeta.get("deletionGracePeriodSeconds") or 0):
                 nmeta["deletionGracePeriodSeconds"] = graceful
+            elif graceful is None and int(nmeta.get("deletionGracePeriodSeconds") or 0) > 0:
+                # the final delete (the node's agent is done) of an object finalizers still
+                # hold: it goes as soon as they are removed, as with a grace period of 0
+                nmeta["deletionGracePeriodSeconds"] = 0
+            if foreground:
+                # the garbage collector deletes the dependents, then removes the finalizer
+                finalizers = [f for f in nmeta.get("finalizers") or [] if f != ORPHAN_FINALIZER]
+                if FOREGROUND_FINALIZER not in finalizers:
+                    finalizers.append(FOREGROUND_FINALIZER)
+                nmeta["finalizers"] = finalizers
             kind.strategy.prepare_for_delete(new)
             if propagation == "Orphan":
                 self._orphan_dependents(meta)

@@ -128,6 +128,7 @@ existing files are tightened when the store opens.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -423,6 +424,40 @@ class SQLiteStore:
             finally:
                 self._end_read()
         return [KV(r[0], json.loads(r[1]), r[2], r[3]) for r in rows], rev
+
+    def list_page(
+        self, prefix: str, revision: int = 0, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KV], int, int]:
+        """One page of a list: the keys under `prefix` from `start` on (inclusive), as they
+        were at `revision` (0: now), sorted by key, at most `limit` of them (0: all).
+
+        Returns (items, the revision listed at, how many live keys follow the page). A
+        revision before the compact revision is `Compacted` (its rows may be gone); one
+        after the current revision is a ValueError."""
+        where, params = _key_range(prefix, "key")
+        at = "" if revision <= 0 else " AND rev <= ?"
+        live = (f"FROM kv k JOIN (SELECT MAX(rev) AS rev FROM kv WHERE {where} AND key >= ?{at} GROUP BY key) m"
+                " ON k.rev = m.rev WHERE k.deleted = 0")
+        args: list[Any] = [*params, start, *([revision] if revision > 0 else [])]
+        with self._lock, self._errors("read"):
+            self._check_open()
+            self._conn.execute("BEGIN")  # one read snapshot for the rows, the count and the revisions
+            try:
+                current = self._seq()
+                if revision > current:
+                    raise ValueError(f"revision {revision} is newer than the store ({current})")
+                if 0 < revision < self._read_compact_revision():
+                    raise Compacted(self._read_compact_revision(), revision)
+                sql = f"SELECT k.key, k.value, k.rev, k.create_rev {live} ORDER BY k.key"
+                rows = self._conn.execute(sql + (" LIMIT ?" if limit > 0 else ""),
+                                          [*args, *([limit] if limit > 0 else [])]).fetchall()
+                remaining = 0
+                if limit > 0 and len(rows) == limit:
+                    total = int(self._conn.execute(f"SELECT COUNT(*) {live}", args).fetchone()[0])
+                    remaining = total - len(rows)
+            finally:
+                self._end_read()
+        return [KV(r[0], json.loads(r[1]), r[2], r[3]) for r in rows], revision or current, remaining
 
     def count(self, prefix: str) -> int:
         """Number of live keys under `prefix`."""

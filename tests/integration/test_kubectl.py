@@ -24,6 +24,7 @@ import yaml
 
 from tests.support.cluster import Cluster, running, wait_for
 from tests.support.images import DEMO_IMAGE
+from tests.support.kubectl import Kubectl
 
 pytestmark = [
     pytest.mark.docker,
@@ -105,21 +106,6 @@ spec:
 """
 
 
-class Kubectl:
-    def __init__(self, cluster: Cluster, cache: Path) -> None:
-        self.base = ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cache)]
-
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([*self.base, *args], input=input, capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert r.returncode == 0, f"kubectl {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-        return r
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*self.base, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterator[Cluster]:
     """This module's own cluster, on a pod CIDR no other test module uses (they may run at once)."""
@@ -165,7 +151,9 @@ def test_version_and_api_resources(kubectl: Kubectl) -> None:
     assert by_name["nodes"] == ["nodes", "no", "v1", "false", "Node"]
     assert by_name["secrets"] == ["secrets", "v1", "true", "Secret"]  # no short name
     cats = kubectl("api-resources", "--categories=all", "-o", "name").stdout.split()
-    assert set(cats) == {"pods", "deployments.apps", "replicasets.apps"}
+    # the `all` category of Kubernetes, less the kinds Dockyard does not serve
+    assert set(cats) == {"pods", "services", "deployments.apps", "replicasets.apps",
+                         "horizontalpodautoscalers.autoscaling"}
     raw = json.loads(kubectl("get", "--raw", "/apis/apps/v1").stdout)
     scale = next(r for r in raw["resources"] if r["name"] == "deployments/scale")
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
@@ -214,6 +202,7 @@ def test_get_tables(kubectl: Kubectl, cluster: Cluster) -> None:
     assert "ScalingReplicaSet" in events
     everything = kubectl("get", "all").stdout
     assert "deployment.apps/site" in everything and "replicaset.apps/site-" in everything
+    assert "service/site" in everything  # services are in the `all` category, as in Kubernetes
     assert everything.count("pod/site-") == 2
     assert kubectl("get", "pods", "-l", "app=nothing").stderr.strip() == "No resources found in default namespace."
 

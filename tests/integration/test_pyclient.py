@@ -13,9 +13,10 @@ import pytest
 
 from tests.support.cluster import Cluster, running, wait_for
 from tests.support.images import DEMO_IMAGE
+from tests.support.kubectl import python_client
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config, dynamic, watch  # noqa: E402
+from kubernetes import client, dynamic, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.docker
@@ -30,9 +31,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, demo_image: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def api_client(cluster: Cluster) -> Iterator[client.ApiClient]:
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
-    with client.ApiClient(cfg) as c:
+    with python_client(cluster) as c:
         yield c
 
 

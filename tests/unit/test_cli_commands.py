@@ -16,7 +16,7 @@ from orchestrator.cli.main import main
 from orchestrator.client import Client
 
 _PATH = re.compile(
-    r"^/(?:api/v1|apis/(?P<group>[^/]+)/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[a-z]+)"
+    r"^/(?:api/v1|apis/(?P<group>[^/]+)/v[0-9]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[a-z]+)"
     r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$"
 )
 

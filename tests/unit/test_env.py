@@ -110,3 +110,16 @@ def test_expand_command() -> None:
     spec = {"command": ["sh", "-c", "echo $(A) $$(A) $(NOPE)"], "args": ["$(B)"]}
     assert expand_command(spec, [("A", "1"), ("B", "2")]) == (["sh", "-c", "echo 1 $(A) $(NOPE)"], ["2"])
     assert expand_command({}, []) == (None, None)
+
+
+def test_values_expand_service_variables_but_do_not_include_them() -> None:
+    services = {"KUBERNETES_SERVICE_HOST": "10.43.0.1", "WEB_SERVICE_PORT": "80", "A": "from-service"}
+    container = {"name": "c", "env": [
+        {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST):443"},
+        {"name": "A", "value": "own"},
+        {"name": "B", "value": "$(A)-$(WEB_SERVICE_PORT)-$(MISSING)"},
+    ]}
+    assert resolve_env(POD, container, SRC, FACTS, services) == [
+        ("API", "https://10.43.0.1:443"), ("A", "own"), ("B", "own-80-$(MISSING)")]
+    # without the Service variables, a reference to them stays as written
+    assert resolve_env(POD, container, SRC, FACTS)[0] == ("API", "https://$(KUBERNETES_SERVICE_HOST):443")

@@ -101,7 +101,7 @@ def test_get_all_lists_the_all_category_in_table_order() -> None:
     from orchestrator.cli.get import ALL_KINDS
 
     assert [k.resource for k in ALL_KINDS] == [k.resource for k in KINDS if "all" in k.categories]
-    assert [k.resource for k in ALL_KINDS] == ["pods", "deployments", "replicasets"]
+    assert [k.resource for k in ALL_KINDS] == ["pods", "services", "deployments", "replicasets", "horizontalpodautoscalers"]
 
 
 def test_names_outside_the_table_get_the_generic_strategy() -> None:
@@ -115,8 +115,8 @@ def test_names_outside_the_table_get_the_generic_strategy() -> None:
 
 @pytest.mark.parametrize(
     ("resource", "categories"),
-    [("pods", ("all",)), ("services", ()), ("deployments", ("all",)), ("replicasets", ("all",)),
-     ("hpa", ()), ("configmaps", ()), ("secrets", ()), ("nodes", ()), ("namespaces", ()),
+    [("pods", ("all",)), ("services", ("all",)), ("deployments", ("all",)), ("replicasets", ("all",)),
+     ("hpa", ("all",)), ("configmaps", ()), ("secrets", ()), ("nodes", ()), ("namespaces", ()),
      ("events", ()), ("endpoints", ()), ("leases", ())],
 )
 def test_categories_as_discovery_serves_them(resource: str, categories: tuple[str, ...]) -> None:

@@ -320,6 +320,7 @@ PRINTER = Printer(
 class HorizontalPodAutoscalerStrategy(Strategy):
     printer = PRINTER
     schema = SCHEMA
+    categories = ("all",)
 
     def defaults(self, obj: Obj) -> None:
         set_defaults(obj)

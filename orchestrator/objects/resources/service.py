@@ -227,6 +227,7 @@ PRINTER = Printer(
 class ServiceStrategy(Strategy):
     printer = PRINTER
     schema = SCHEMA
+    categories = ("all",)
 
     def name_error(self, name: str) -> str | None:
         return dns1035_label_error(name)
