@@ -76,10 +76,10 @@ from .. import __version__, errors
 from ..errors import ApiError
 from ..nodecerts import NodeCertError
 from ..objects import Obj
-from ..objects.kinds import Kind, UnknownKind, by_resource
+from ..objects.kinds import Kind, UnknownKind, by_kind, by_resource
 from ..pki import PKIError
 from ..registry import Registry, apply_patch, dumps, nodepasswords
-from . import auth, discovery, openapi, tables
+from . import accessreview, auth, discovery, openapi, tables
 from .requests import (
     APPLY_PATCH,
     MERGE_PATCH,
@@ -533,6 +533,8 @@ class ApiServer:
                 return self._openapi(path, request.headers.get("accept", ""))
         if path == f"/apis/{DOCKYARD_GROUP}/v1/{NODE_CREDENTIALS}":
             return await self._node_credentials(request, user)
+        if path == accessreview.PATH:
+            return await self._access_review(request, user)
         target = parse_path(path)
         verb = "get" if method == "GET" and target.name else self._verb(request, target)
         bound_node = None
@@ -563,6 +565,20 @@ class ApiServer:
             if not auth.authorize(user, areq) or not self._node_may_read(user, target, verb):
                 raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
         return await self._serve(request, target, verb)
+
+    async def _access_review(self, request: Request, user: auth.User) -> Response:
+        """`kubectl auth can-i`: a SelfSubjectAccessReview answered by the authorizer itself."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on selfsubjectaccessreviews")
+        subject = accessreview.impersonated(user, request.headers.get("impersonate-user"),
+                                            request.headers.getlist("impersonate-group"))
+        pods = by_kind("v1", "Pod")
+
+        def bound_node(namespace: str, name: str) -> str | None:
+            pod = self.registry.try_get(pods, namespace or "default", name)
+            return None if pod is None else (pod.get("spec") or {}).get("nodeName")
+
+        return ok(accessreview.review(subject, await self._body(request), bound_node), 201)
 
     def _node_may_read(self, user: auth.User, target: Target, verb: str) -> bool:
         """Nodes read a Secret or ConfigMap only by name, and only one a pod bound to them uses."""

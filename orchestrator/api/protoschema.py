@@ -106,6 +106,44 @@ MESSAGES: Final[dict[str, tuple[Field, ...]]] = {
         (1, 'maxUnavailable', 'intstr.IntOrString', 'po'),
         (2, 'maxSurge', 'intstr.IntOrString', 'po'),
     ),
+    'authorization.v1.FieldSelectorAttributes': (
+        (1, 'rawSelector', 'string', 'o'),
+        (2, 'requirements', 'meta.v1.FieldSelectorRequirement', 'ro'),
+    ),
+    'authorization.v1.LabelSelectorAttributes': (
+        (1, 'rawSelector', 'string', 'o'),
+        (2, 'requirements', 'meta.v1.LabelSelectorRequirement', 'ro'),
+    ),
+    'authorization.v1.NonResourceAttributes': (
+        (1, 'path', 'string', 'o'),
+        (2, 'verb', 'string', 'o'),
+    ),
+    'authorization.v1.ResourceAttributes': (
+        (1, 'namespace', 'string', 'o'),
+        (2, 'verb', 'string', 'o'),
+        (3, 'group', 'string', 'o'),
+        (4, 'version', 'string', 'o'),
+        (5, 'resource', 'string', 'o'),
+        (6, 'subresource', 'string', 'o'),
+        (7, 'name', 'string', 'o'),
+        (8, 'fieldSelector', 'authorization.v1.FieldSelectorAttributes', 'po'),
+        (9, 'labelSelector', 'authorization.v1.LabelSelectorAttributes', 'po'),
+    ),
+    'authorization.v1.SelfSubjectAccessReview': (
+        (1, 'metadata', 'meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'authorization.v1.SelfSubjectAccessReviewSpec', ''),
+        (3, 'status', 'authorization.v1.SubjectAccessReviewStatus', 'o'),
+    ),
+    'authorization.v1.SelfSubjectAccessReviewSpec': (
+        (1, 'resourceAttributes', 'authorization.v1.ResourceAttributes', 'po'),
+        (2, 'nonResourceAttributes', 'authorization.v1.NonResourceAttributes', 'po'),
+    ),
+    'authorization.v1.SubjectAccessReviewStatus': (
+        (1, 'allowed', 'bool', ''),
+        (2, 'reason', 'string', 'o'),
+        (3, 'evaluationError', 'string', 'o'),
+        (4, 'denied', 'bool', 'o'),
+    ),
     'autoscaling.v1.CrossVersionObjectReference': (
         (1, 'kind', 'string', ''),
         (2, 'name', 'string', ''),
@@ -1512,6 +1550,11 @@ MESSAGES: Final[dict[str, tuple[Field, ...]]] = {
         (5, 'dryRun', 'string', 'ro'),
         (6, 'ignoreStoreReadErrorWithClusterBreakingPotential', 'bool', 'po'),
     ),
+    'meta.v1.FieldSelectorRequirement': (
+        (1, 'key', 'string', ''),
+        (2, 'operator', 'string', ''),
+        (3, 'values', 'string', 'ro'),
+    ),
     'meta.v1.FieldsV1': (
         (1, '-', 'bytes', ''),
     ),
@@ -1649,6 +1692,7 @@ KINDS: Final[dict[tuple[str, str], str]] = {
     ('discovery.k8s.io/v1', 'EndpointSlice'): 'discovery.v1.EndpointSlice',
     ('discovery.k8s.io/v1', 'EndpointSliceList'): 'discovery.v1.EndpointSliceList',
     ('policy/v1', 'Eviction'): 'policy.v1.Eviction',
+    ('authorization.k8s.io/v1', 'SelfSubjectAccessReview'): 'authorization.v1.SelfSubjectAccessReview',
     ('meta.k8s.io/v1', 'PartialObjectMetadata'): 'meta.v1.PartialObjectMetadata',
     ('meta.k8s.io/v1', 'PartialObjectMetadataList'): 'meta.v1.PartialObjectMetadataList',
 }

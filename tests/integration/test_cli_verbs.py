@@ -431,11 +431,19 @@ def test_replace(cluster: Cluster, tmp_path: Path) -> None:
 
 def test_auth_can_i(cluster: Cluster) -> None:
     r = dy(cluster, "auth", "can-i", "create", "deployments")
-    if r.returncode == 1 and "SelfSubjectAccessReviews" in r.stderr:
-        pytest.skip("the API does not serve SelfSubjectAccessReviews yet")
     assert r.returncode == 0 and r.stdout == "yes\n", r.stderr
     r = dy(cluster, "auth", "can-i", "get", "pods/log", "-q")
     assert r.returncode == 0 and r.stdout == ""
+    # a node identity reads pods but may not delete nodes, nor read pod logs
+    node = "system:node:" + cluster.node_name
+    r = dy(cluster, "auth", "can-i", "list", "pods", "--as", node)
+    assert r.returncode == 0 and r.stdout == "yes\n", r.stderr
+    r = dy(cluster, "auth", "can-i", "delete", "nodes", "--as", node)
+    assert r.returncode == 1 and r.stdout.startswith("no"), (r.stdout, r.stderr)
+    r = dy(cluster, "auth", "can-i", "get", "pods/log", "--as", node)
+    assert r.returncode == 1 and r.stdout.startswith("no"), (r.stdout, r.stderr)
+    r = dy(cluster, "auth", "can-i", "update", "nodes/status", cluster.node_name, "--as", node)
+    assert r.returncode == 0 and r.stdout == "yes\n", r.stderr
 
 
 def test_cp_both_ways(cluster: Cluster, web: str, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.client import Client
+from orchestrator.objects.kinds import resolve
 from tests.support.cluster import Cluster, running, wait_for
 from tests.support.images import DEMO_IMAGE
 from tests.support.kubectl import Kubectl, python_client
@@ -153,36 +155,43 @@ def test_unknown_fields_are_dropped_with_a_warning_by_default(api_client: client
 # -- deletion propagation -------------------------------------------------------------------
 
 
-def test_kubectl_foreground_delete_waits_for_the_pods(kubectl: Kubectl, api_client: client.ApiClient) -> None:
+def test_kubectl_foreground_delete_waits_for_the_pods(kubectl: Kubectl, cluster: Cluster,
+                                                      api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     running_deployment(kubectl, core, "fg", 2)
-    seen: list[dict[str, Any]] = []
-    stop = threading.Event()
+    rv = cluster.client.list(resolve("deployments"), "default")["metadata"]["resourceVersion"]
+    events: list[tuple[str, str, dict[str, Any]]] = []  # (kind, type, object) in the store's order
 
-    def observe() -> None:  # what the Deployment looked like while kubectl waited
-        while not stop.is_set():
-            try:
-                dep = apps.read_namespaced_deployment("fg", "default")
-            except ApiException:
-                return
-            seen.append({"finalizers": dep.metadata.finalizers, "deleting": dep.metadata.deletion_timestamp,
-                         "pods": len(pods_of(core, "fg"))})
-            time.sleep(0.2)
+    def watch(resource: str, selector: str | None) -> None:  # what happened while kubectl waited
+        with Client.from_kubeconfig(str(cluster.kubeconfig)) as c:
+            for ev in c.watch(resolve(resource), "default", resource_version=rv, label_selector=selector,
+                              timeout_seconds=60):
+                events.append((resource, ev["type"], ev["object"]))
+                if resource == "deployments" and ev["type"] == "DELETED":
+                    return
 
-    watcher = threading.Thread(target=observe)
-    watcher.start()
-    try:
-        kubectl("delete", "deployment", "fg", "--cascade=foreground", timeout=120)
-    finally:
-        stop.set()
-        watcher.join()
+    watchers = [threading.Thread(target=watch, args=a, daemon=True)
+                for a in (("deployments", None), ("pods", "app=fg"))]
+    for w in watchers:
+        w.start()
+    time.sleep(0.5)  # the watches are open
+    kubectl("delete", "deployment", "fg", "--cascade=foreground", timeout=120)
     # kubectl returned once the Deployment was gone, and it went after its pods
     assert pods_of(core, "fg") == []
     assert not [r for r in apps.list_namespaced_replica_set("default").items if r.metadata.name.startswith("fg-")]
-    marked = [s for s in seen if s["deleting"]]
-    assert marked and all(s["finalizers"] == ["foregroundDeletion"] for s in marked), seen
-    assert any(s["pods"] > 0 for s in marked), seen  # it stood while pods were still there
+    watchers[0].join(10)
+
+    def revision(obj: dict[str, Any]) -> int:
+        return int(obj["metadata"]["resourceVersion"])
+
+    deployment = [(t, o) for k, t, o in events if k == "deployments" and o["metadata"]["name"] == "fg"]
+    marked = [o for t, o in deployment if t == "MODIFIED" and o["metadata"].get("deletionTimestamp")]
+    assert marked and all(o["metadata"].get("finalizers") == ["foregroundDeletion"] for o in marked), deployment
+    gone = [revision(o) for t, o in deployment if t == "DELETED"]
+    pods_gone = [revision(o) for k, t, o in events if k == "pods" and t == "DELETED"]
+    assert gone and len(pods_gone) == 2, events
+    assert revision(marked[0]) < min(pods_gone) and max(pods_gone) < gone[0], events  # it stood while pods were there
 
 
 def test_python_client_foreground_then_background_and_orphan(kubectl: Kubectl, api_client: client.ApiClient) -> None:
@@ -241,3 +250,39 @@ def test_status_bodies_are_kube_apiservers(api_client: client.ApiClient) -> None
                             b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
                             b'"pods \\"abc\\" not found","reason":"NotFound","details":{"name":"abc","kind":"pods"},'
                             b'"code":404}')
+
+
+def test_kubectl_auth_can_i(kubectl: Kubectl, cluster: Cluster) -> None:
+    assert kubectl("auth", "can-i", "create", "deployments").stdout == "yes\n"
+    assert kubectl("auth", "can-i", "delete", "pods", "--all-namespaces").stdout == "yes\n"
+    node = "system:node:" + cluster.node_name
+    assert kubectl("auth", "can-i", "watch", "services", "--as", node).stdout == "yes\n"
+    r = kubectl("auth", "can-i", "create", "deployments", "--as", node, check=False)
+    assert r.returncode == 1 and r.stdout.startswith("no"), (r.stdout, r.stderr)
+    r = kubectl("auth", "can-i", "update", "nodes/someone-else", "--subresource=status", "--as", node, check=False)
+    assert r.returncode == 1 and r.stdout.startswith("no"), (r.stdout, r.stderr)
+    own = kubectl("auth", "can-i", "update", f"nodes/{cluster.node_name}", "--subresource=status", "--as", node)
+    assert own.stdout == "yes\n"
+
+
+def test_kubectl_imperative_creates_send_protobuf_and_are_stored(kubectl: Kubectl, cluster: Cluster) -> None:
+    r = kubectl("create", "namespace", "pb-ns", "-v=8")
+    assert "application/vnd.kubernetes.protobuf" in r.stderr  # the body kubectl sent
+    kubectl("create", "deployment", "pb-web", "--image", DEMO_IMAGE, "--replicas=0", "-n", "pb-ns")
+    kubectl("create", "configmap", "pb-cm", "--from-literal=a=b", "-n", "pb-ns")
+    kubectl("create", "secret", "generic", "pb-secret", "--from-literal=k=v", "-n", "pb-ns")
+    c = cluster.client
+    assert c.get(resolve("namespaces"), "pb-ns")["status"]["phase"] == "Active"
+    dep = c.get(resolve("deployments"), "pb-web", "pb-ns")
+    assert dep["spec"]["replicas"] == 0  # a zero sent in protobuf stays a zero
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == DEMO_IMAGE
+    assert c.get(resolve("configmaps"), "pb-cm", "pb-ns")["data"] == {"a": "b"}
+    assert c.get(resolve("secrets"), "pb-secret", "pb-ns")["data"] == {"k": "dg=="}
+    # a client that takes only protobuf gets protobuf (the k8s\0 envelope), others JSON
+    path = "/api/v1/namespaces/pb-ns/configmaps/pb-cm"
+    only = c.http.get(path, headers={"Accept": "application/vnd.kubernetes.protobuf"})
+    assert only.status_code == 200 and only.headers["content-type"] == "application/vnd.kubernetes.protobuf"
+    assert only.content.startswith(b"k8s\x00") and b"pb-cm" in only.content
+    either = c.http.get(path, headers={"Accept": "application/vnd.kubernetes.protobuf, application/json"})
+    assert either.headers["content-type"].startswith("application/json")
+    kubectl("delete", "namespace", "pb-ns", "--wait=false")
