@@ -291,14 +291,19 @@ class AgentProxy:
     # -- exec ---------------------------------------------------------------------------------
 
     async def exec_http(self, request: Request) -> Response:
+        return self._upgrade_required(request, "exec", (execproto.V5, execproto.V4))
+
+    def _upgrade_required(self, request: Request, subresource: str, protocols: tuple[str, str]) -> Response:
+        """A plain HTTP request to a streaming subresource: 400 naming the WebSocket
+        subprotocols to use, once the caller is known to be allowed at all."""
         try:
             self._authorize(request.headers.get("authorization"), "create", "pods",
-                            request.path_params["namespace"], request.path_params["name"], "exec")
+                            request.path_params["namespace"], request.path_params["name"], subresource)
         except ApiError as e:
             return _status(e)
         return _status(ApiError(400, "BadRequest",
-                                "Upgrade request required: use a WebSocket with subprotocol "
-                                f"{execproto.V5} or {execproto.V4}"))
+                                f"Upgrade request required: use a WebSocket with subprotocol {protocols[0]} "
+                                f"or {protocols[1]}"))
 
     async def exec_ws(self, ws: WebSocket) -> None:
         from websockets.asyncio.client import connect
@@ -344,14 +349,7 @@ class AgentProxy:
     # -- port-forward -------------------------------------------------------------------------
 
     async def portforward_http(self, request: Request) -> Response:
-        try:
-            self._authorize(request.headers.get("authorization"), "create", "pods",
-                            request.path_params["namespace"], request.path_params["name"], "portforward")
-        except ApiError as e:
-            return _status(e)
-        return _status(ApiError(400, "BadRequest",
-                                "Upgrade request required: use a WebSocket with subprotocol "
-                                f"{execproto.SPDY_TUNNEL} or {execproto.V4}"))
+        return self._upgrade_required(request, "portforward", (execproto.SPDY_TUNNEL, execproto.V4))
 
     async def portforward_ws(self, ws: WebSocket) -> None:
         from websockets.asyncio.client import connect

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import urlencode
 
@@ -188,23 +188,19 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def _copy(ws: Any, v5: bool, source: IO[bytes]) -> None:
-    try:
-        while True:
-            data = source.read(32768)
-            if not data:
-                break
-            ws.send(execproto.frame(execproto.STDIN, data))
-        if v5:
-            ws.send(execproto.frame(execproto.CLOSE, bytes([execproto.STDIN])))
-    except Exception:  # the session ended while we were reading
-        return
+    _send_stdin(ws, v5, lambda: source.read(32768))
 
 
 def _copy_stdin(ws: Any, v5: bool) -> None:
     fd = sys.stdin.fileno()
+    _send_stdin(ws, v5, lambda: os.read(fd, 32768))
+
+
+def _send_stdin(ws: Any, v5: bool, read: Callable[[], bytes]) -> None:
+    """Send what `read` returns as stdin frames until it returns nothing, then (v5) close stdin."""
     try:
         while True:
-            data = os.read(fd, 32768)
+            data = read()
             if not data:
                 break
             ws.send(execproto.frame(execproto.STDIN, data))
