@@ -566,6 +566,22 @@ class ApiServer:
                 raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
         return await self._serve(request, target, verb)
 
+    async def _evict(self, request: Request, t: Target) -> Response:
+        """pods/eviction (policy/v1 Eviction, what `kubectl drain` posts): the pod is deleted with
+        the Eviction's `deleteOptions`, gracefully, as Kubernetes does when no
+        PodDisruptionBudget stands in the way (Dockyard serves none yet)."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on pods/eviction")
+        body = require_object(await self._body(request), "an Eviction")
+        meta = body.get("metadata")
+        named = meta.get("name") if isinstance(meta, dict) else None
+        if named not in (None, "", t.name):
+            raise errors.bad_request(f"name in URL does not match name in Eviction object: {t.name} != {named}")
+        opts = delete_options(Query(request), body.get("deleteOptions"), dry_run(request))
+        self.registry.delete(t.kind, t.namespace, t.name or "", opts.grace_period, opts.propagation, opts.uid,
+                             opts.resource_version, dry_run=opts.dry_run)
+        return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
     async def _access_review(self, request: Request, user: auth.User) -> Response:
         """`kubectl auth can-i`: a SelfSubjectAccessReview answered by the authorizer itself."""
         if request.method != "POST":
@@ -706,6 +722,8 @@ class ApiServer:
             uid = (body.get("metadata") or {}).get("uid") if isinstance(body.get("metadata"), dict) else None
             reg.bind(t.namespace or "", t.name or "", node, uid if isinstance(uid, str) and uid else None)
             return ok({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+        if t.subresource == "eviction":
+            return await self._evict(request, t)
         if t.subresource == "finalize":
             if verb != "update":
                 raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on namespaces/finalize")

@@ -49,6 +49,9 @@ def _subresources(k: Kind) -> list[dict[str, Any]]:
         elif sub == "finalize":
             out.append({"name": f"{k.resource}/finalize", "singularName": "", "namespaced": False,
                         "kind": k.kind, "verbs": ["update"]})
+        elif sub == "eviction":
+            out.append({"name": f"{k.resource}/eviction", "singularName": "", "namespaced": True,
+                        "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         elif sub == "binding":
             out.append({"name": f"{k.resource}/binding", "singularName": "", "namespaced": True,
                         "kind": "Binding", "verbs": ["create"]})

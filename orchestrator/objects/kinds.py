@@ -103,7 +103,8 @@ class Kind:
 KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), strategy=namespace.STRATEGY),
     Kind("", "v1", "Node", "nodes", False, ("no",), ("status",), strategy=node.STRATEGY),
-    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log", "exec"), strategy=pod.STRATEGY),
+    Kind("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "eviction", "log", "exec"),
+         strategy=pod.STRATEGY),
     Kind("", "v1", "ConfigMap", "configmaps", True, ("cm",), strategy=configmap.STRATEGY),
     Kind("", "v1", "Secret", "secrets", True, strategy=secret.STRATEGY),
     Kind("", "v1", "Event", "events", True, ("ev",), strategy=event.STRATEGY),

@@ -286,3 +286,21 @@ def test_kubectl_imperative_creates_send_protobuf_and_are_stored(kubectl: Kubect
     either = c.http.get(path, headers={"Accept": "application/vnd.kubernetes.protobuf, application/json"})
     assert either.headers["content-type"].startswith("application/json")
     kubectl("delete", "namespace", "pb-ns", "--wait=false")
+
+
+def test_kubectl_drain_evicts_pods_through_the_eviction_subresource(kubectl: Kubectl, cluster: Cluster,
+                                                                    api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    running_deployment(kubectl, core, "drained", 2)
+    before = {p.metadata.name for p in pods_of(core, "drained")}
+    try:
+        r = kubectl("drain", cluster.node_name, "--pod-selector=app=drained", "--timeout=90s", "-v=6", timeout=120)
+        assert re.search(r"POST https://\S+/pods/drained-\S+/eviction 201", r.stderr), r.stderr[-2000:]
+        assert sum(f"pod/{name} evicted" in r.stdout for name in before) == 2, r.stdout
+        assert core.read_node(cluster.node_name).spec.unschedulable is True
+        assert not before & {p.metadata.name for p in pods_of(core, "drained")}  # the evicted pods are gone
+    finally:
+        kubectl("uncordon", cluster.node_name)
+    wait_for(lambda: len([p for p in pods_of(core, "drained") if p.status.phase == "Running"]) == 2,
+             timeout=90, what="2 replacement pods running after uncordon")
+    kubectl("delete", "deployment", "drained")
