@@ -185,14 +185,20 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 return 0
         else:
             name = pod_for(client, args.pod)
-            pods = [client.get(resolve("pods"), name)] if args.all_containers else [{"metadata": {"name": name}}]
+            needs_pod = args.all_containers or not container
+            pods = [client.get(resolve("pods"), name)] if needs_pod else [{"metadata": {"name": name}}]
         streams: list[tuple[str, str | None]] = []
         for pod in pods:
             pod_name_ = str((pod.get("metadata") or {}).get("name", ""))
             if args.all_containers:
                 streams.extend((pod_name_, c) for c in _containers(pod))
-            else:
+            elif container:
                 streams.append((pod_name_, container))
+            else:  # kubectl's default container (the annotation's, else the first), said on stderr
+                chosen, notice = default_container(pod)
+                if notice:
+                    print(notice, file=sys.stderr)
+                streams.append((pod_name_, chosen))
         if args.follow and len(streams) > args.max_log_requests:
             raise output.CliError(f"you are attempting to follow {len(streams)} log streams, but maximum allowed "
                                   f"concurrency is {args.max_log_requests}, use --max-log-requests to increase "

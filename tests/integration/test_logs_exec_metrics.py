@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from orchestrator import execproto
 from orchestrator.client import Client
+from orchestrator.errors import ApiError
 from orchestrator.objects.kinds import resolve
 from orchestrator.pki import node_token
 from tests.support.cluster import ROOT, Cluster, running, wait_for
@@ -102,10 +103,15 @@ def test_logs_of_a_pod(cluster: Cluster, pods: None) -> None:
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and lines[1].endswith("line 5")
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", lines[0])
-    # several containers and none named: Kubernetes' message
+    # several containers and none named: kubectl's default container (the first), said on stderr
     r = cli(cluster, "logs", "two")
-    assert r.returncode == 1
-    assert "a container name must be specified for pod two, choose one of: [c c1]" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert 'Defaulted container "c" out of: c, c1' in r.stderr
+    assert r.stdout == cli(cluster, "logs", "two", "-c", "c").stdout
+    # the API itself still wants a container named, with Kubernetes' message
+    with pytest.raises(ApiError) as e:
+        cluster.client.request("GET", "/api/v1/namespaces/default/pods/two/log")
+    assert "a container name must be specified for pod two, choose one of: [c c1]" in e.value.message
     assert "line 1" in cli(cluster, "logs", "two", "-c", "c1").stdout
     r = cli(cluster, "logs", "nothere")
     assert r.returncode == 1 and "NotFound" in r.stderr
