@@ -121,8 +121,9 @@ def test_logs_takes_flags_after_the_pod_name(cluster: Cluster, web: str) -> None
     assert dy(cluster, "logs", "deploy/web", "--tail=1").returncode == 0
     out = ok(dy(cluster, "logs", "-l", "app=solo", "--all-containers", "--prefix"))
     assert sorted(out.splitlines()) == ["[pod/web-1/side] from-side", "[pod/web-1/web] from-web"]
-    r = dy(cluster, "logs", "web-1")
-    assert r.returncode == 1 and "a container name must be specified for pod web-1" in r.stderr
+    r = dy(cluster, "logs", "web-1")  # no container named: kubectl's default container, the first
+    assert r.returncode == 0 and r.stdout == "from-web\n", r.stderr
+    assert 'Defaulted container "web" out of: web, side' in r.stderr
 
 
 # -- create ----------------------------------------------------------------------------------
