@@ -307,7 +307,6 @@ class AgentProxy:
 
     async def exec_ws(self, ws: WebSocket) -> None:
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, WebSocketException
 
         ns, name = ws.path_params["namespace"], ws.path_params["name"]
         q = ws.query_params
@@ -329,16 +328,10 @@ class AgentProxy:
             if execproto.truthy(q.get(key)):
                 params.append((key, "true"))
         url = f"wss://{where}/exec/{quote(ns)}/{quote(name)}/{quote(container)}?{urlencode(params)}"
-        try:
-            upstream = await connect(url, ssl=self.ssl, server_hostname=node_name,
-                                     subprotocols=[proto],  # type: ignore[list-item]
-                                     open_timeout=10, max_size=None, compression=None, ping_interval=None)
-        except InvalidStatus as e:
-            await _deny(ws, _error_from(e.response.body or b"", e.response.status_code))
-            return
-        except (TimeoutError, OSError, WebSocketException) as e:
-            await _deny(ws, ApiError(502, "ServiceUnavailable",
-                                     f"cannot reach the agent of pod {name} at {where}: {e}"))
+        upstream = await _open_upstream(ws, name, where, connect(
+            url, ssl=self.ssl, server_hostname=node_name, subprotocols=[proto],  # type: ignore[list-item]
+            open_timeout=10, max_size=None, compression=None, ping_interval=None))
+        if upstream is None:
             return
         try:
             await ws.accept(subprotocol=upstream.subprotocol or proto)
@@ -353,7 +346,6 @@ class AgentProxy:
 
     async def portforward_ws(self, ws: WebSocket) -> None:
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, WebSocketException
 
         ns, name = ws.path_params["namespace"], ws.path_params["name"]
         q = ws.query_params
@@ -389,14 +381,8 @@ class AgentProxy:
         if tunnel:
             await self._spdy_tunnel(ws, f" {ns}/{name}", where, open_agent)
             return
-        try:
-            upstream = await open_agent(ports, str(proto))
-        except InvalidStatus as e:
-            await _deny(ws, _error_from(e.response.body or b"", e.response.status_code))
-            return
-        except (TimeoutError, OSError, WebSocketException) as e:
-            await _deny(ws, ApiError(502, "ServiceUnavailable",
-                                     f"cannot reach the agent of pod {name} at {where}: {e}"))
+        upstream = await _open_upstream(ws, name, where, open_agent(ports, str(proto)))
+        if upstream is None:
             return
         try:
             await ws.accept(subprotocol=upstream.subprotocol or proto or None)
@@ -628,3 +614,17 @@ def routes(api: ApiServer, pki: ClusterPKI) -> list[BaseRoute]:
         Route(f"{metrics}/nodes", proxy.node_metrics, methods=["GET"]),
         Route(metrics + "/nodes/{name}", proxy.node_metrics, methods=["GET"]),
     ]
+
+
+async def _open_upstream(ws: WebSocket, name: str, where: str, opening: Awaitable[Any]) -> Any:
+    """The agent's WebSocket that `opening` connects, or None once the client has been
+    refused with the agent's own error, or a 502 when the agent cannot be reached."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+
+    try:
+        return await opening
+    except InvalidStatus as e:
+        await _deny(ws, _error_from(e.response.body or b"", e.response.status_code))
+    except (TimeoutError, OSError, WebSocketException) as e:
+        await _deny(ws, ApiError(502, "ServiceUnavailable", f"cannot reach the agent of pod {name} at {where}: {e}"))
+    return None
