@@ -1112,7 +1112,7 @@ def main_agent(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     node_ip = getattr(args, "node_ip", None) or detect_node_ip(server)
-    client = Client(server, creds.token, creds.ca_pem)
+    client = Client(server, creds.token, creds.ca_pem, user_agent="dockyard-agent")
     agent = Agent(
         client,
         name,

@@ -40,17 +40,27 @@ Chains (``<P>`` is the chain prefix, ``DOCKYARD`` by default)::
 Hashes are a digest of `namespace/name:port/protocol` (and the endpoint address), so chain
 names are stable across restarts and fit iptables' 28-character limit.
 
-The rule text is a pure function (`compute_rules`) of Services and Endpoints, unit-tested
+The endpoints come from EndpointSlices, as kube-proxy's do: the slices of a Service are those
+labelled `kubernetes.io/service-name: <service>` in its namespace (kept by the EndpointSlice
+controller for Services with a selector, by the user otherwise, by the master for
+`default/kubernetes`); the IPv4 ones are read. A Service port's endpoints are the ready
+endpoints (`conditions.ready` true or unset) that are not terminating, each at the first
+of its addresses and the number the slice gives the port of that name and protocol; the
+endpoints of all of the Service's slices are merged. Terminating endpoints get no new
+connections (the EndpointSlice controller marks them not ready anyway), as before slices.
+
+The rule text is a pure function (`compute_rules`) of Services and EndpointSlices, unit-tested
 table-driven. Applying it is one `iptables-restore --noflush` per table: only our chains
 are declared (which flushes them) and rewritten, chains of Services that are gone are
 deleted (`-X`) in the same transaction, and the jumps from the built-in chains are
 checked and inserted with `iptables -C`/`-I`. Packets never see a half-written table.
-`ServiceProxy` re-applies at once after a Service/Endpoints watch event (coalesced) and
+`ServiceProxy` re-applies at once after a Service/EndpointSlice watch event (coalesced) and
 every `resync` seconds whether or not anything changed, which repairs rules (and the
 sysctl) that someone changed; `cleanup()` removes our jumps and chains on shutdown.
 
-`ClusterState` is the agent's watch-fed cache of Services, Endpoints and Nodes shared by
-the proxy, the pod network (`agent.network`) and the DNS server (`agent.dns`); one
+`ClusterState` is the agent's watch-fed cache of Services, EndpointSlices, Endpoints and
+Nodes shared by the proxy (Services, EndpointSlices), the pod network (`agent.network`,
+Nodes) and the DNS server (`agent.dns`, Services and Endpoints); one
 `agent.listwatch.ListWatch` per resource keeps it current.
 """
 
@@ -76,12 +86,14 @@ log = logging.getLogger("dockyard.agent.proxy")
 
 SERVICE = by_kind("v1", "Service")
 ENDPOINTS = by_kind("v1", "Endpoints")
+ENDPOINT_SLICE = by_kind("discovery.k8s.io/v1", "EndpointSlice")
 NODE = by_kind("v1", "Node")
 DEFAULT_PREFIX = "DOCKYARD"
 MASQ_MARK = "0x4000/0x4000"
 LOCALNET = "127.0.0.0/8"
 ROUTE_LOCALNET = "net/ipv4/conf/all/route_localnet"  # under /proc/sys
 WATCH_TIMEOUT = 60
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 
@@ -177,9 +189,42 @@ class ServicePort:
         return f"{self.namespace}/{self.name}:{self.port_name}" if self.port_name else f"{self.namespace}/{self.name}"
 
 
-def service_ports(services: Iterable[Obj], endpoints: Iterable[Obj]) -> list[ServicePort]:
-    """Flatten Services and their Endpoints into the ports to program (headless ones have none)."""
-    eps = {((e.get("metadata") or {}).get("namespace"), (e.get("metadata") or {}).get("name")): e for e in endpoints}
+def endpoint_serves(endpoint: Obj) -> bool:
+    """Ready (`ready` true or unset, as the API documents) and not terminating."""
+    conditions = endpoint.get("conditions") or {}
+    return conditions.get("ready") is not False and conditions.get("terminating") is not True
+
+
+def slices_by_service(slices: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
+    """(namespace, service name) -> its IPv4 EndpointSlices (by the service-name label)."""
+    out: dict[tuple[str, str], list[Obj]] = {}
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if service and sl.get("addressType") == "IPv4":
+            out.setdefault((str(meta.get("namespace") or ""), str(service)), []).append(sl)
+    return out
+
+
+def _targets(slices: list[Obj], port_name: str, protocol: str) -> set[Endpoint]:
+    targets: set[Endpoint] = set()
+    for sl in slices:
+        number = None
+        for sp in sl.get("ports") or []:
+            if (sp.get("name") or "") == port_name and (sp.get("protocol") or "TCP") == protocol:
+                number = sp.get("port")
+        if number is None:
+            continue
+        for ep in sl.get("endpoints") or []:
+            addresses = ep.get("addresses") or []
+            if addresses and endpoint_serves(ep):
+                targets.add(Endpoint(str(addresses[0]), int(number)))
+    return targets
+
+
+def service_ports(services: Iterable[Obj], endpoint_slices: Iterable[Obj]) -> list[ServicePort]:
+    """Flatten Services and their EndpointSlices into the ports to program (headless ones have none)."""
+    slices = slices_by_service(endpoint_slices)
     out: list[ServicePort] = []
     for svc in services:
         meta = svc.get("metadata") or {}
@@ -191,22 +236,12 @@ def service_ports(services: Iterable[Obj], endpoints: Iterable[Obj]) -> list[Ser
         if spec.get("sessionAffinity") == "ClientIP":
             cfg = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
             affinity = int(cfg.get("timeoutSeconds") or 10800)
-        ep = eps.get((meta.get("namespace"), meta.get("name"))) or {}
+        own = slices.get((str(meta.get("namespace") or ""), str(meta.get("name") or ""))) or []
         for port in spec.get("ports") or []:
             proto = (port.get("protocol") or "TCP").upper()
             if proto not in ("TCP", "UDP"):
                 continue
-            targets: set[Endpoint] = set()
-            for subset in ep.get("subsets") or []:
-                number = None
-                for sp in subset.get("ports") or []:
-                    if (sp.get("name") or "") == (port.get("name") or "") and (sp.get("protocol") or "TCP") == proto:
-                        number = sp.get("port")
-                if number is None:
-                    continue
-                for addr in subset.get("addresses") or []:
-                    if addr.get("ip"):
-                        targets.add(Endpoint(addr["ip"], int(number)))
+            targets = _targets(own, str(port.get("name") or ""), proto)
             node_port = port.get("nodePort") if spec.get("type") in ("NodePort", "LoadBalancer") else None
             out.append(
                 ServicePort(
@@ -428,18 +463,23 @@ Listener = Callable[[str], None]  # called with the resource that changed
 
 
 class ClusterState:
-    """Services, Endpoints and Nodes of the whole cluster, kept current by watches."""
+    """Services, EndpointSlices, Endpoints and Nodes of the whole cluster, kept current by watches."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self._lock = threading.Lock()
-        self._objects: dict[str, dict[tuple[str, str], Obj]] = {"services": {}, "endpoints": {}, "nodes": {}}
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {
+            "services": {}, "endpointslices": {}, "endpoints": {}, "nodes": {}}
         self.synced: dict[str, bool] = {k: False for k in self._objects}
         self.listeners: list[Listener] = []
 
     def services(self) -> list[Obj]:
         with self._lock:
             return list(self._objects["services"].values())
+
+    def endpoint_slices(self) -> list[Obj]:
+        with self._lock:
+            return list(self._objects["endpointslices"].values())
 
     def endpoints(self) -> list[Obj]:
         with self._lock:
@@ -479,7 +519,7 @@ class ClusterState:
         threads = [
             threading.Thread(target=self._watch_loop, args=(kind, stop), name=f"dockyard-watch-{kind.resource}",
                              daemon=True)
-            for kind in (SERVICE, ENDPOINTS, NODE)
+            for kind in (SERVICE, ENDPOINT_SLICE, ENDPOINTS, NODE)
         ]
         for t in threads:
             t.start()
@@ -517,13 +557,13 @@ class ServiceProxy:
         state.listeners.append(self._changed)
 
     def _changed(self, resource: str) -> None:
-        if resource in ("services", "endpoints"):
+        if resource in ("services", "endpointslices"):
             self._wake.set()
 
     def sync(self) -> None:
-        if not (self.state.synced["services"] and self.state.synced["endpoints"]):
+        if not (self.state.synced["services"] and self.state.synced["endpointslices"]):
             return
-        apply_rules(self.ipt, service_ports(self.state.services(), self.state.endpoints()), self.chains)
+        apply_rules(self.ipt, service_ports(self.state.services(), self.state.endpoint_slices()), self.chains)
         self._route_localnet()  # after the rules: the localnet guard is in place first
         self.applied += 1
 

@@ -88,6 +88,7 @@ class Client:
         ca_pem: bytes | None = None,
         namespace: str = "default",
         timeout: float = 30.0,
+        user_agent: str = "dockyard",
     ) -> None:
         self.server = server.rstrip("/")
         if token and not self.server.startswith("https://"):
@@ -98,7 +99,8 @@ class Client:
         # sent as `fieldValidation` on writes when set: the CLI asks for "Strict", as kubectl
         # does, so a typo in a manifest is refused instead of dropped with a warning
         self.field_validation: str | None = None
-        headers = {"Accept": "application/json", "User-Agent": "dockyard"}
+        # its first word names the writer in managedFields (the API's default field manager)
+        headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._verify = ssl_context(ca_pem) if self.server.startswith("https") else True

@@ -1,7 +1,7 @@
 """The controller manager and the scheduler, and the process that runs them.
 
 `build_runners` assembles the two units (the controller manager: Deployment, ReplicaSet,
-garbage collector, namespace, node lifecycle, HPA and Endpoints controllers, and the
+garbage collector, namespace, node lifecycle, HPA, Endpoints and EndpointSlice controllers, and the
 in-cluster API Service `default/kubernetes` when told the master's endpoint; the scheduler)
 over any `ObjectAccess`: the registry itself, or `reconcile.remote.ApiRegistry` (the API).
 
@@ -48,6 +48,7 @@ from . import logs
 from .autoscaling.metrics import make_source
 from .client import Client
 from .controllers.endpoints import EndpointsController
+from .controllers.endpointslices import EndpointSliceController
 from .controllers.gc import GarbageCollector, NamespaceController
 from .controllers.hpa import HorizontalPodAutoscalerController, sync_seconds_from_env
 from .controllers.kubernetesservice import KubernetesServiceController, MasterEndpoint
@@ -89,6 +90,7 @@ def build_runners(access: ObjectAccess, *, node_grace_seconds: float, eviction_t
                 source_factory=lambda: make_source(access, prometheus_url),
             ),
             EndpointsController(access),
+            EndpointSliceController(access),
             *extra,
         ],
         name="controller-manager",

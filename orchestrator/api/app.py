@@ -40,6 +40,11 @@ What kubectl and the official clients rely on beyond plain REST:
   version`;
 * server-side apply (`application/apply-patch+yaml`): a PATCH that creates the object
   when it is missing and otherwise merges it strategically.
+* kinds served in a further version than the one stored (`kinds.CONVERTED`: autoscaling/v1
+  HorizontalPodAutoscalers, stored as v2): every verb goes through
+  `registry.converting.ConvertingRegistry` (`_registry_for`), which converts request bodies
+  to the stored version and objects, lists and watch events back, so handlers, Tables and
+  field validation (by the served version's schema) need nothing per kind.
 
 The hot path (a GET of one object) does no repeated work: routing is one regular
 expression that tells whether any route but the catch-all could take the path
@@ -75,10 +80,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__, errors
 from ..errors import ApiError
 from ..nodecerts import NodeCertError
-from ..objects import Obj
+from ..objects import Obj, managedfields
 from ..objects.kinds import Kind, UnknownKind, by_kind, by_resource
+from ..objects.managedfields import FieldManager
 from ..pki import PKIError
 from ..registry import Registry, apply_patch, dumps, nodepasswords
+from ..registry.converting import ConvertingRegistry
 from . import accessreview, auth, discovery, openapi, tables
 from .requests import (
     APPLY_PATCH,
@@ -221,16 +228,34 @@ def dry_run(request: Request) -> bool:
     return bool(values)
 
 
+def field_manager(request: Request) -> FieldManager:
+    """The manager a write is recorded under in `managedFields`: the request's `fieldManager`,
+    else the User-Agent's first word (`kubectl/v1.32.0 ...` -> `kubectl`), as in Kubernetes."""
+    name = request.query_params.get("fieldManager") or managedfields.manager_from_user_agent(
+        request.headers.get("user-agent", ""))
+    return FieldManager(check_manager(name or "unknown"))
+
+
+def check_manager(name: str) -> str:
+    """A `fieldManager` as Kubernetes accepts it, else its 422."""
+    problem = managedfields.manager_problem(name)
+    if problem:
+        raise errors.invalid("PatchOptions", "", [{
+            "field": "fieldManager", "reason": "FieldValueInvalid", "message": f"Invalid value: {problem}"}],
+            "meta.k8s.io")
+    return name
+
+
 def field_validation(mode: str, kind: Kind, obj: dict[str, Any]) -> list[str]:
     """Unknown fields of `obj` under a `fieldValidation` mode: `Strict` refuses them (400
     strict decoding error), `Warn` drops them and returns one warning each (kube-apiserver's
     text: `unknown field "spec.foo"`), `Ignore` drops them silently."""
     if mode == "Strict":
-        unknown = openapi.unknown_paths(kind.kind, obj)
+        unknown = openapi.unknown_paths(kind, obj)
         if unknown:
             raise strict_decoding_error(kind, unknown)
         return []
-    removed = openapi.prune_unknown(kind.kind, obj)
+    removed = openapi.prune_unknown(kind, obj)
     return [f'unknown field "{p}"' for p in removed] if mode == "Warn" else []
 
 
@@ -369,6 +394,7 @@ class ApiServer:
         sign_serving_csr: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         self.registry = registry
+        self._converting = ConvertingRegistry(registry)  # for kinds served in a version not stored
         self.authn = authenticator
         self.ca_pem = ca_pem
         self.mint_node_token = mint_node_token
@@ -461,7 +487,7 @@ class ApiServer:
         check_patch_shape(patch, ctype)
         return self.registry.patch_scale(kind, namespace, name,
                                          lambda current: check_scale(apply_patch(kind, current, patch, ctype)),
-                                         dry_run=dry)
+                                         dry_run=dry, manager=field_manager(request))
 
     def _plain_get(self, scope: Scope) -> bytes | None:
         """The body of an admin's plain JSON GET of one object, as `_dispatch` and `_serve`
@@ -489,7 +515,12 @@ class ApiServer:
         wanted = negotiate(accept)
         if wanted.table or wanted.partial or protobuf_only(accept):
             return None
-        return self.registry.get_json(t.kind, t.namespace, t.name)
+        return self._registry_for(t.kind).get_json(t.kind, t.namespace, t.name)
+
+    def _registry_for(self, kind: Kind) -> Registry | ConvertingRegistry:
+        """The registry for a served kind; one that converts for a kind served in another
+        version than the stored one (`Kind.conversion`: autoscaling/v1 HorizontalPodAutoscalers)."""
+        return self.registry if kind.conversion is None else self._converting
 
     def _observed(self, verb: str, path: str, code: int, started: float) -> None:
         seconds = time.monotonic() - started
@@ -677,7 +708,7 @@ class ApiServer:
         return await decode(raw, mtype)
 
     async def _serve(self, request: Request, t: Target, verb: str) -> Response:
-        reg = self.registry
+        reg = self._registry_for(t.kind)
         kind = t.kind
         wanted = negotiate(request.headers.get("accept"))
         if verb == "get" and not t.subresource and not request.scope.get("query_string"):
@@ -710,7 +741,8 @@ class ApiServer:
             if verb == "patch":
                 return ok(self._patch_scale(request, kind, t.namespace or "", t.name or "", body, dry))
             body = check_scale(body)
-            return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body, dry_run=dry))
+            return ok(reg.update_scale(kind, t.namespace or "", t.name or "", body, dry_run=dry,
+                                       manager=field_manager(request)))
         if t.subresource == "binding":
             if verb != "create":
                 raise ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on pods/binding")
@@ -749,12 +781,13 @@ class ApiServer:
                 raise ApiError(405, "MethodNotAllowed", "POST to a named resource is not allowed")
             body = require_object(await self._body(request), f"a {kind.kind}")
             warnings = self._field_validation(request, kind, body)
-            return ok(reg.create(kind, t.namespace, body, dry_run=dry_run(request)), 201, warnings)
+            return ok(reg.create(kind, t.namespace, body, dry_run=dry_run(request), manager=field_manager(request)),
+                      201, warnings)
         if verb == "update":
             body = require_object(await self._body(request), f"a {kind.kind}")
             warnings = self._field_validation(request, kind, body)
-            return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource, dry_run=dry_run(request)),
-                      200, warnings)
+            return ok(reg.update(kind, t.namespace, t.name or "", body, t.subresource, dry_run=dry_run(request),
+                                 manager=field_manager(request)), 200, warnings)
         if verb == "patch":
             return await self._patch(request, t)
         if verb in ("delete", "deletecollection"):
@@ -806,18 +839,33 @@ class ApiServer:
     def _patch_type(request: Request) -> str:
         return media_type(request.headers.get("content-type")) or MERGE_PATCH
 
+    @staticmethod
+    def _apply_manager(request: Request, body: Any, force: bool) -> FieldManager:
+        """The manager of a server-side apply: `fieldManager` is required, as in Kubernetes."""
+        name = request.query_params.get("fieldManager")
+        if not name:
+            raise errors.invalid("PatchOptions", "", [{
+                "field": "fieldManager", "reason": "FieldValueRequired",
+                "message": "Required value: is required for apply patch"}], "meta.k8s.io")
+        config = copy.deepcopy(body) if isinstance(body, dict) else {}
+        return FieldManager(check_manager(name), "Apply", config, force)
+
     async def _patch(self, request: Request, t: Target) -> Response:
-        reg = self.registry
+        reg = self._registry_for(t.kind)
         kind = t.kind
         body = await self._body(request)
         ctype = self._patch_type(request)
         check_patch_shape(body, ctype)
-        if Query(request).flag("force") is not None and ctype != APPLY_PATCH:
+        force = Query(request).flag("force")
+        if force is not None and ctype != APPLY_PATCH:
             raise errors.invalid("PatchOptions", "", [{
                 "field": "force", "reason": "FieldValueForbidden",
                 "message": "Forbidden: may not be specified for non-apply patch"}], "meta.k8s.io")
         mode = self._field_mode(request)
         dry = dry_run(request)
+        manager = field_manager(request)
+        if ctype == APPLY_PATCH:
+            manager = self._apply_manager(request, body, bool(force))
         if ctype == APPLY_PATCH and not t.subresource:
             meta = body.setdefault("metadata", {})
             if not isinstance(meta, dict):
@@ -830,7 +878,7 @@ class ApiServer:
                 created = copy.deepcopy(body)  # the patch itself is merged below if this create loses a race
                 warnings = field_validation(mode, kind, created)
                 try:
-                    return ok(reg.create(kind, t.namespace, created, dry_run=dry), 201, warnings)
+                    return ok(reg.create(kind, t.namespace, created, dry_run=dry, manager=manager), 201, warnings)
                 except ApiError as e:
                     if e.reason != "AlreadyExists":
                         raise  # else created concurrently: merge into it below
@@ -841,11 +889,11 @@ class ApiServer:
             warnings[:] = field_validation(mode, kind, patched)
 
         patched = reg.patch(kind, t.namespace, t.name or "", body, ctype, t.subresource, dry_run=dry,
-                            check_fields=check_fields)
+                            check_fields=check_fields, manager=manager)
         return ok(patched, 200, warnings)
 
     async def _delete(self, request: Request, t: Target) -> Response:
-        reg = self.registry
+        reg = self._registry_for(t.kind)
         q = Query(request)
         listing = list_options(q, watch=False) if not t.name else None
         if listing is not None and listing.continue_:
@@ -873,7 +921,7 @@ class ApiServer:
         field_selector = opts.field_selector
         if t.name:
             field_selector = f"metadata.name={t.name}" + (f",{field_selector}" if field_selector else "")
-        events = self.registry.watch(
+        events = self._registry_for(t.kind).watch(
             t.kind,
             t.namespace,
             opts.resource_version or None,

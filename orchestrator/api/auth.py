@@ -52,10 +52,10 @@ VERBS = READ_VERBS | WRITE_VERBS | {"delete", "deletecollection"}
 # Subresources a node may read: not logs (other tenants' output) nor exec (code execution).
 _NODE_READABLE_SUBRESOURCES = frozenset({"", "status"})
 # What a node may read at all, as Kubernetes' node authorizer allows a kubelet: pods, nodes,
-# services and endpoints (routes, service rules, DNS), and the ConfigMaps and Secrets its own
-# pods reference (narrowed further by the API layer); never workload controllers.
+# services, endpoints and EndpointSlices (routes, service rules, DNS), and the ConfigMaps and
+# Secrets its own pods reference (narrowed further by the API layer); never workload controllers.
 _NODE_READABLE = frozenset({("", "pods"), ("", "nodes"), ("", "services"), ("", "endpoints"),
-                            ("", "configmaps"), ("", "secrets")})
+                            ("discovery.k8s.io", "endpointslices"), ("", "configmaps"), ("", "secrets")})
 _EVENT_GROUPS = frozenset({"", "events.k8s.io"})
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 

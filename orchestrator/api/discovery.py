@@ -1,5 +1,9 @@
 """Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`) built from the kinds table.
 
+Every served version of a kind is listed (`kinds.SERVED`: HorizontalPodAutoscalers in
+autoscaling/v2 and autoscaling/v1); a group's preferred version is the first one the table
+names, its stored version (autoscaling/v2, as in Kubernetes).
+
 `metrics.k8s.io/v1beta1` is not in the kinds table (nothing is stored: `api.proxy` answers it
 by scraping the agents) but is listed here too, read-only, so that clients such as
 `kubectl top` find it the way they find metrics-server's API.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..objects.kinds import KINDS, Kind
+from ..objects.kinds import SERVED, Kind
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -66,7 +70,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     if group == METRICS_GROUP and version == METRICS_VERSION:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
                 "resources": [dict(r) for r in METRICS_RESOURCES]}
-    kinds = [k for k in KINDS if k.group == group and k.version == version]
+    kinds = [k for k in SERVED if k.group == group and k.version == version]
     if not kinds:
         return None
     resources: list[dict[str, Any]] = []
@@ -91,7 +95,7 @@ def api_versions() -> dict[str, Any]:
 
 def api_group_list() -> dict[str, Any]:
     groups: dict[str, list[str]] = {}
-    for k in KINDS:
+    for k in SERVED:
         if k.group:
             versions = groups.setdefault(k.group, [])
             if k.version not in versions:

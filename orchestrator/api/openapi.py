@@ -17,7 +17,9 @@ kubectl reads the server's OpenAPI before it writes anything:
   the kind's Kubernetes definition down through the definitions of its fields.
 
 The documents are built from the kinds' schemas only (`Kind.schema`, each in its kind's
-module under `objects/resources/`), so a field added there shows up here. Nested structs
+module under `objects/resources/`), so a field added there shows up here; a kind served in
+several versions (`kinds.SERVED`: autoscaling/v1 and v2 HorizontalPodAutoscalers) is
+documented in each, with that version's fields. Nested structs
 are inlined (no `$ref`s below the kind): the merge-key extensions are then attached by
 exact path, and every schema is self-contained. `/openapi/v3` is an index
 of `serverRelativeURL`s carrying a content hash, which lets clients cache documents until
@@ -37,7 +39,7 @@ from typing import Any
 
 from .. import __version__
 from ..objects import patch, schema
-from ..objects.kinds import KINDS, Kind, schema_for
+from ..objects.kinds import SERVED, Kind, schema_for
 from .descriptions import description, field_ref, kind_definition
 
 Doc = dict[str, Any]
@@ -61,8 +63,9 @@ QUERY_PARAMS_LIST = (
 
 
 def definition_name(kind: Kind) -> str:
-    """The definition name Kubernetes uses, e.g. `io.k8s.api.apps.v1.Deployment`."""
-    return f"io.k8s.api.{kind.group or 'core'}.{kind.version}.{kind.kind}"
+    """The definition name Kubernetes uses, e.g. `io.k8s.api.apps.v1.Deployment`,
+    `io.k8s.api.discovery.v1.EndpointSlice` (the group's first word)."""
+    return kind_definition(kind)
 
 
 def gvk(kind: Kind) -> dict[str, str]:
@@ -233,7 +236,7 @@ def scale_schema() -> Doc:
 
 def group_versions() -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
-    for k in KINDS:
+    for k in SERVED:
         if (k.group, k.version) not in seen:
             seen.append((k.group, k.version))
     return seen
@@ -246,7 +249,7 @@ def gv_path(group: str, version: str) -> str:
 
 @cache
 def _v3_document(group: str, version: str) -> bytes | None:
-    kinds = [k for k in KINDS if k.group == group and k.version == version and k.schema is not None]
+    kinds = [k for k in SERVED if k.group == group and k.version == version and k.schema is not None]
     if not kinds:
         return None
     schemas: dict[str, Doc] = {}
@@ -328,22 +331,28 @@ V2_PROTOBUF_MEDIA = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 # --- unknown fields ------------------------------------------------------------------------------
 
 
-def prune_unknown(kind: str, obj: Any) -> list[str]:
+def _schema_of(kind: str | Kind) -> schema.Struct | None:
+    """A served kind's schema (of the version it is served in), or a kind's by name."""
+    return kind.schema if isinstance(kind, Kind) else schema_for(kind)
+
+
+def prune_unknown(kind: str | Kind, obj: Any) -> list[str]:
     """Remove fields `kind` does not have from `obj` in place; return their dotted paths.
 
     Patch directives (`$patch`, `$setElementOrder/...`, ...) are kept, so a strategic merge
-    patch can be pruned as well as a whole object.
+    patch can be pruned as well as a whole object. A Kind is checked by the fields of the
+    version it is served in (autoscaling/v1's for a v1 HorizontalPodAutoscaler).
     """
     removed: list[str] = []
-    node = schema_for(kind)
+    node = _schema_of(kind)
     if node is not None:
         _prune(node, obj, "", removed)
     return removed
 
 
-def unknown_paths(kind: str, obj: Any) -> list[str]:
+def unknown_paths(kind: str | Kind, obj: Any) -> list[str]:
     """Dotted paths of unknown fields (patch directives aside), without changing `obj`."""
-    node = schema_for(kind)
+    node = _schema_of(kind)
     if node is None or not isinstance(obj, dict):
         return []
     return [p.path for p in schema.check(node, obj) if p.problem == "unknown" and "$" not in p.path]

@@ -177,6 +177,13 @@ def pick_container(pod: dict[str, Any], requested: str | None) -> str:
     raise errors.bad_request(message)
 
 
+def check_exec_phase(pod: dict[str, Any]) -> None:
+    """A completed pod has no process to exec into: kube-apiserver's 400, before any node is asked."""
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+
+
 def format_cpu(cores: float) -> str:
     return f"{max(0, round(cores * 1e9))}n"
 
@@ -319,6 +326,7 @@ class AgentProxy:
             if not command:
                 raise errors.bad_request("you must specify at least 1 command")
             pod, container, where, node_name = self._target(ns, name, q.get("container"))
+            check_exec_phase(pod)
         except ApiError as e:
             await _deny(ws, e)
             return

@@ -33,13 +33,16 @@ def register(subparsers: Any) -> None:
 
 
 def group_versions(client: Client) -> list[tuple[str, str]]:
-    """(group, "group/version" or "v1") for every served version, core first."""
+    """(group, "group/version" or "v1") for every served version, core first, each group's
+    preferred version before its others."""
     out: list[tuple[str, str]] = []
     core = client.request("GET", "/api") or {}
     out += [("", v) for v in core.get("versions") or []]
     groups = client.request("GET", "/apis") or {}
     for g in sorted(groups.get("groups") or [], key=lambda g: str(g.get("name", ""))):
-        out += [(str(g.get("name", "")), str(v.get("groupVersion", ""))) for v in g.get("versions") or []]
+        preferred = str((g.get("preferredVersion") or {}).get("groupVersion", ""))
+        versions = [str(v.get("groupVersion", "")) for v in g.get("versions") or []]
+        out += [(str(g.get("name", "")), gv) for gv in sorted(versions, key=lambda gv: gv != preferred)]
     return out
 
 
@@ -61,6 +64,7 @@ def cmd_api_resources(args: argparse.Namespace) -> int:
     header = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"] + (["VERBS", "CATEGORIES"] if wide else [])
     rows: list[list[str]] = []
     names: list[str] = []
+    seen: set[tuple[str, str]] = set()
     with output.connect(args) as client:
         for group, gv in group_versions(client):
             if args.api_group is not None and group != args.api_group:
@@ -68,6 +72,11 @@ def cmd_api_resources(args: argparse.Namespace) -> int:
             path = f"/api/{gv}" if not group else f"/apis/{gv}"
             listed = (client.request("GET", path) or {}).get("resources") or []
             for row in rows_for(gv, listed, wide):
+                # as kubectl: a resource once, in its group's preferred version (another
+                # version lists only what the preferred one lacks)
+                if (group, row[0]) in seen:
+                    continue
+                seen.add((group, row[0]))
                 if args.namespaced is not None and row[3] != args.namespaced:
                     continue
                 rows.append(row)

@@ -20,12 +20,28 @@ list no longer contains what it says. `compute_apply_patch` is pure and table-te
 them and stores nothing), `--dry-run=client` sends none; lines then end in `(server dry run)`
 or `(dry run)` as kubectl's do, and `-o json|yaml|name` prints the resulting objects instead.
 
+`--server-side` sends each manifest as one server-side apply patch instead
+(`application/apply-patch+yaml`, `fieldManager=dockyard` or `--field-manager`): the API
+merges it, records which fields the manager owns in `managedFields`, and answers 409 naming
+fields another manager set to other values, unless `--force-conflicts`. Lines say
+`serverside-applied`, as kubectl's. Client-side applies are recorded under
+`dockyard-client-side-apply` (kubectl's are `kubectl-client-side-apply`).
+
 `delete --dry-run=server` asks the API to check the deletion (`dryRun=All`), `client` only
 checks that the objects exist; neither waits.
 
-All manifests are loaded and checked before any request is made (see `manifests`). A
-server error on one object is reported and the others are still processed; the exit code
-is then 1.
+The annotation is written byte for byte as kubectl writes it (the manifest with its
+namespace filled in and `metadata.annotations` present, keys sorted, Go's JSON escaping,
+a final newline), so `kubectl apply` after `dockyard apply` of the same file, and the
+other way round, both say `unchanged`.
+
+All manifests are loaded and checked before any request is made (see `manifests`). As
+with kubectl, `apply -f` and `delete -f` send every object they can: an object of a kind
+the server does not serve, or one without a name, is reported on its own `error:` line
+(naming the kind, the file and the document) after the others have been sent; a server
+error on one object (e.g. 422 Invalid) is reported and the others are still processed.
+Either way the exit code is then 1. A file that does not parse stops everything before
+any request.
 """
 
 from __future__ import annotations
@@ -35,6 +51,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..client import Client, ConnectionFailed
@@ -94,31 +111,62 @@ def compute_apply_patch(
     return _merge_diff(last_applied or {}, new, live)
 
 
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _go_numbers(value: Any) -> Any:
+    """Integral floats as Go's encoder writes them (`1`, not `1.0`)."""
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
+def go_json(value: Any) -> str:
+    """`value` as Go's `json.Encoder` writes it: compact, keys sorted, UTF-8, HTML-escaped, `\\n`."""
+    text = json.dumps(_go_numbers(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return "".join(_GO_ESCAPES.get(c, c) for c in text) + "\n"
+
+
+def _namespaced(doc: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    """`doc` with `metadata.namespace` filled in, as kubectl sends (and records) it."""
+    meta = doc.get("metadata")
+    if not namespace or not isinstance(meta, dict) or meta.get("namespace"):
+        return doc
+    return {**doc, "metadata": {**meta, "namespace": namespace}}
+
+
 def last_applied_json(doc: dict[str, Any]) -> str:
-    """The annotation value: the manifest as given, compact, without the annotation itself."""
+    """The annotation value, as kubectl writes it: the manifest without the annotation
+    itself but with `metadata.annotations` present (empty if nothing else is there)."""
     clean = copy.deepcopy(doc)
-    annotations = (clean.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(LAST_APPLIED, None)
-        if not annotations:
-            del clean["metadata"]["annotations"]
-    return json.dumps(clean, separators=(",", ":"), sort_keys=True)
+    meta = clean.setdefault("metadata", {})
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = meta["annotations"] = {}
+    annotations.pop(LAST_APPLIED, None)
+    return go_json(clean)
 
 
-def with_last_applied(doc: dict[str, Any]) -> dict[str, Any]:
-    """The manifest plus its own last-applied annotation: what create sends."""
-    out = copy.deepcopy(doc)
+def with_last_applied(doc: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    """The manifest (in `namespace` unless it names one) plus its own last-applied
+    annotation: what create sends."""
+    out = copy.deepcopy(_namespaced(doc, namespace))
     meta = out.setdefault("metadata", {})
     annotations = meta.get("annotations")
     if not isinstance(annotations, dict):
         annotations = meta["annotations"] = {}
-    annotations[LAST_APPLIED] = last_applied_json(doc)
+    annotations[LAST_APPLIED] = last_applied_json(out)
     return out
 
 
 def plan_apply(doc: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
     """The patch `apply` sends for `doc` against the live object (empty: unchanged)."""
-    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    live_meta = live.get("metadata") or {}
+    annotations = live_meta.get("annotations") or {}
     last: dict[str, Any] | None = None
     raw = annotations.get(LAST_APPLIED)
     if raw:
@@ -127,7 +175,7 @@ def plan_apply(doc: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
             last = parsed if isinstance(parsed, dict) else None
         except ValueError:
             last = None
-    return compute_apply_patch(last, with_last_applied(doc), live)
+    return compute_apply_patch(last, with_last_applied(doc, live_meta.get("namespace")), live)
 
 
 # -- apply -------------------------------------------------------------------------------
@@ -137,16 +185,48 @@ def _namespace(client: Client, m: manifests.Manifest) -> str | None:
     return (m.namespace or client.namespace) if m.kind.namespaced else None
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+SERVER_SIDE_MANAGER = "dockyard"
+CLIENT_SIDE_MANAGER = "dockyard-client-side-apply"
+CONFLICT_HINT = ("hint: these fields have other managers; re-run with --force-conflicts to take them over, "
+                 "or leave them out of the manifest to let the other managers keep them")
+
+
+@dataclass(frozen=True)
+class ApplyMode:
+    """How `apply` writes: client-side (a three-way merge patch) or server-side (the API
+    merges and records field ownership under `field_manager`)."""
+
+    server_side: bool = False
+    force_conflicts: bool = False
+    field_manager: str | None = None
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or (SERVER_SIDE_MANAGER if self.server_side else CLIENT_SIDE_MANAGER)
+
+
 def apply_one(client: Client, m: manifests.Manifest, dry_run: str = "none",
-              fmt: str | None = None) -> str | None:
+              fmt: str | None = None, mode: ApplyMode = ApplyMode()) -> str | None:
     """Create or patch one object; returns the line to print (None when `fmt` printed the object).
 
     `dry_run` is `none`, `client` (nothing is sent but the read of the live object) or
     `server` (the write is sent with `dryRun=All`: validated and defaulted, never stored).
+    With `mode.server_side`, one apply patch is sent and the API merges it (`serverside-applied`).
     """
     ns = _namespace(client, m)
     label = display_name(m.kind, m.name)
-    params = output.dry_run_params(dry_run)
+    params = {**(output.dry_run_params(dry_run) or {}), "fieldManager": mode.manager}
+    if mode.server_side:
+        if mode.force_conflicts:
+            params["force"] = "true"
+        body = {**m.obj, "metadata": {**m.obj.get("metadata", {}), "name": m.name}}
+        result = client.request("PATCH", client.path(m.kind, ns, m.name), body, params=params,
+                                content_type=APPLY_PATCH)
+        if fmt:
+            output.show(result, m.kind, "serverside-applied", fmt, dry_run)
+            return None
+        return f"{label} serverside-applied{output.DRY_RUN_SUFFIX.get(dry_run, '')}"
 
     def done(obj: dict[str, Any], action: str) -> str | None:
         if fmt:
@@ -159,7 +239,7 @@ def apply_one(client: Client, m: manifests.Manifest, dry_run: str = "none",
     except ApiError as e:
         if e.code != 404 or isinstance(e, ConnectionFailed):
             raise
-        result = with_last_applied(m.obj)
+        result = with_last_applied(m.obj, ns)
         if dry_run != "client":
             result = client.request("POST", client.path(m.kind, ns), result, params=params)
         return done(result, "created")
@@ -176,25 +256,43 @@ def apply_one(client: Client, m: manifests.Manifest, dry_run: str = "none",
     return done(result, "configured")
 
 
+def report_problems(problems: list[manifests.Problem]) -> bool:
+    """One `error:` line per object a lenient load left out; whether there was any."""
+    for problem in problems:
+        output.report(CliError(problem.message))
+    return bool(problems)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    docs = manifests.load(args.filename, recursive=args.recursive)
-    if not docs:
+    problems: list[manifests.Problem] = []
+    docs = manifests.load(args.filename, recursive=args.recursive, problems=problems)
+    if not docs and not problems:
         raise CliError("no objects passed to apply")
-    client = output.connect(args)
     failed = False
     dry_run = getattr(args, "dry_run", "none")
     fmt = getattr(args, "output", None)
-    with client:
-        for m in docs:
-            try:
-                line = apply_one(client, m, dry_run, fmt)
-                if line is not None:
-                    print(line, flush=True)
-            except ConnectionFailed:
-                raise
-            except ApiError as e:
-                output.report(e)
-                failed = True
+    mode = ApplyMode(bool(getattr(args, "server_side", False)), bool(getattr(args, "force_conflicts", False)),
+                     getattr(args, "field_manager", None))
+    if mode.force_conflicts and not mode.server_side:
+        raise CliError("--force-conflicts only works with --server-side")
+    if mode.server_side and dry_run == "client":
+        raise CliError("--dry-run=client doesn't work with --server-side (did you mean --dry-run=server instead?)")
+    if docs:
+        with output.connect(args) as client:
+            for m in docs:
+                try:
+                    line = apply_one(client, m, dry_run, fmt, mode)
+                    if line is not None:
+                        print(line, flush=True)
+                except ConnectionFailed:
+                    raise
+                except ApiError as e:
+                    output.report(e)
+                    if mode.server_side and e.code == 409 and e.reason == "Conflict":
+                        print(CONFLICT_HINT, file=sys.stderr)
+                    failed = True
+    if report_problems(problems):
+        failed = True
     return 1 if failed else 0
 
 
@@ -252,10 +350,11 @@ def _wait_gone(client: Client, kind: Kind, name: str, ns: str | None, deadline: 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     targets: list[tuple[Kind, str, str | None]] = []  # kind, name, explicit namespace
+    problems: list[manifests.Problem] = []
     if args.filename:
         if args.targets:
             raise CliError("cannot use resource arguments together with -f")
-        for m in manifests.load(args.filename, recursive=args.recursive):
+        for m in manifests.load(args.filename, recursive=args.recursive, problems=problems):
             targets.append((m.kind, m.name, m.namespace))
         client = output.connect(args)
     else:
@@ -314,6 +413,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
                     output.report(CliError(f'timed out waiting for {display_kind(kind)} "{name}" to be deleted'))
                     failed = True
                     break
+    if report_problems(problems):
+        failed = True
     return 1 if failed else 0
 
 

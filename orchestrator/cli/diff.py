@@ -90,7 +90,7 @@ def merged_object(client: Client, m: manifests.Manifest) -> tuple[dict[str, Any]
         live = None
     dry = {"dryRun": "All"}
     if live is None:
-        merged = client.request("POST", client.path(m.kind, ns), with_last_applied(m.obj), params=dry)
+        merged = client.request("POST", client.path(m.kind, ns), with_last_applied(m.obj, ns), params=dry)
     else:
         patch = plan_apply(m.obj, live)
         merged = (client.request("PATCH", client.path(m.kind, ns, m.name), patch, params=dry,

@@ -177,6 +177,20 @@ def custom_columns(spec: str, objs: list[dict[str, Any]]) -> tuple[list[str], li
     return [h for h, _ in columns], rows
 
 
+def _shown(objs: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The objects as `-o json|yaml` prints them: without `metadata.managedFields` unless
+    `--show-managed-fields`, as kubectl."""
+    if getattr(args, "show_managed_fields", False):
+        return objs
+    out = []
+    for o in objs:
+        meta = o.get("metadata")
+        if isinstance(meta, dict) and "managedFields" in meta:
+            o = {**o, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        out.append(o)
+    return out
+
+
 def _print_structured(objs: list[dict[str, Any]], fmt: str, single: bool) -> None:
     doc: Any = objs[0] if single and len(objs) == 1 else output.as_list(objs)
     output.write(output.to_json(doc) if fmt == "json" else output.to_yaml(doc))
@@ -209,7 +223,7 @@ def cmd_get(args: argparse.Namespace) -> int:
                 objs = sort_by(objs, args.sort_by)
             failed = failed or err
             if fmt in ("json", "yaml") or (fmt or "").startswith("jsonpath="):
-                collected.extend(objs)
+                collected.extend(objs if fmt not in ("json", "yaml") else _shown(objs, args))
             elif fmt == "name":
                 for o in objs:
                     print(display_name(target.kind, (o.get("metadata") or {}).get("name", "")))
@@ -255,6 +269,8 @@ class _WatchPrinter:
 
     def print_objects(self, objs: list[dict[str, Any]]) -> None:
         fmt = self.args.output
+        if fmt in ("json", "yaml"):
+            objs = _shown(objs, self.args)
         for o in objs:
             if fmt == "name":
                 print(display_name(self.kind, (o.get("metadata") or {}).get("name", "")), flush=True)

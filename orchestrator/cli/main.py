@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     _files(p, required=True)
     output_option(p)
     dry_run_option(p)
+    p.add_argument("--server-side", action="store_true",
+                   help="let the API merge the manifest and track field ownership (server-side apply)")
+    p.add_argument("--force-conflicts", action="store_true",
+                   help="with --server-side: take over fields other managers own instead of failing")
+    p.add_argument("--field-manager", default=None, metavar="NAME",
+                   help="the name ownership of fields is recorded under (default dockyard, or "
+                        "dockyard-client-side-apply without --server-side)")
 
     p = add("get", "orchestrator.cli.get:cmd_get", "list objects")
     p.add_argument("targets", nargs="+", metavar="KIND [NAME...]",
@@ -195,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--watch", action="store_true", help="after listing, print changes as they happen")
     p.add_argument("--watch-only", action="store_true", help="print changes only, not the current list")
     p.add_argument("--no-headers", action="store_true")
+    p.add_argument("--show-managed-fields", action="store_true",
+                   help="keep metadata.managedFields in -o json|yaml output")
 
     p = add("describe", "orchestrator.cli.describe:cmd_describe", "show details of objects and their events")
     p.add_argument("targets", nargs="+", metavar="KIND [NAME...]")

@@ -1,9 +1,18 @@
 """Loading manifests for `apply -f` and `delete -f`: files, directories and stdin.
 
-Loading is all-or-nothing: every source is read, parsed and checked before the caller
-touches the cluster, so a typo in the third document of a file never leaves the first two
-applied. Each problem is reported with where it is (file, 1-based document number within
-the file, and for YAML syntax errors the line) so the user can go straight to it.
+Every source is read, parsed and checked before the caller touches the cluster, and each
+problem is reported with where it is (file, 1-based document number within the file, and
+for YAML syntax errors the line) so the user can go straight to it. Two strictnesses:
+
+- `load(paths)` is all-or-nothing: the first problem raises, so a typo in the third
+  document of a file never leaves the first two created, replaced or diffed.
+- `load(paths, problems=[])` is kubectl's `apply -f` / `delete -f`: a source that does not
+  parse (YAML or JSON syntax, unreadable file) still stops everything, but an object that
+  parses and cannot be sent (an unserved kind, no `metadata.name`, no `kind`, …) becomes a
+  `Problem` in the list and every other object is returned. For an unserved kind the
+  message is kubectl's (`resource mapping not found for name: "x" namespace: "" from
+  "f.yaml": no matches for kind "Widget" in version "example.com/v1"`), so scripts that
+  look for it find it, followed by where it is and what the server does serve.
 
 Rules:
 - `-` reads stdin (once); a directory contributes its `*.yaml`, `*.yml` and `*.json` files
@@ -24,7 +33,7 @@ from typing import IO, Any
 
 import yaml
 
-from ..objects.kinds import Kind, UnknownKind, by_kind
+from ..objects.kinds import KINDS, Kind, UnknownKind, by_kind
 from .output import CliError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -53,6 +62,50 @@ class Manifest:
     def namespace(self) -> str | None:
         ns = self.obj["metadata"].get("namespace")
         return str(ns) if ns else None
+
+
+class ObjectError(CliError):
+    """One object of a source cannot be sent; the other objects of the source can."""
+
+
+class UnservedKind(ObjectError):
+    """The object's apiVersion/kind is not one the server serves."""
+
+    def __init__(self, where: str, obj: dict[str, Any], detail: str) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.where = where
+        self.obj = obj
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An object left out of a lenient `load`, with the one line that says why."""
+
+    where: str
+    message: str
+
+
+def served_hint(kind_name: str) -> str:
+    """`Deployment is served as apps/v1`, or the list of served kinds when none matches."""
+    versions = sorted(k.api_version for k in KINDS if k.kind == kind_name)
+    if versions:
+        return f"{kind_name} is served as {' and '.join(versions)}"
+    return "served kinds: " + ", ".join(sorted({k.kind for k in KINDS}))
+
+
+def compute_problem(error: ObjectError, source: str) -> str:
+    """The line reported for an object a lenient load leaves out (without `error: `)."""
+    if isinstance(error, UnservedKind):
+        obj = error.obj
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        name, ns = meta.get("name") or "", meta.get("namespace") or ""
+        where = error.where.removeprefix(f"{source}: ")
+        return (f'resource mapping not found for name: "{name}" namespace: "{ns}" from "{source}": '
+                f'no matches for kind "{obj["kind"]}" in version "{obj["apiVersion"]}" '
+                f'({where}; {served_hint(obj["kind"])})')
+    return str(error)
 
 
 def expand_sources(paths: Iterable[str], recursive: bool = False) -> list[str]:
@@ -121,26 +174,26 @@ def parse_documents(text: str, source: str) -> list[tuple[int, Any]]:
 def check_object(obj: Any, where: str) -> Kind:
     """The object's Kind, or a CliError naming the missing/bad field and the document."""
     if not isinstance(obj, dict):
-        raise CliError(f"{where}: expected an object with apiVersion, kind and metadata, got {type(obj).__name__}")
+        raise ObjectError(f"{where}: expected an object with apiVersion, kind and metadata, got {type(obj).__name__}")
     api_version = obj.get("apiVersion")
     kind_name = obj.get("kind")
     if not api_version or not isinstance(api_version, str):
-        raise CliError(f"{where}: missing field apiVersion")
+        raise ObjectError(f"{where}: missing field apiVersion")
     if not kind_name or not isinstance(kind_name, str):
-        raise CliError(f"{where}: missing field kind")
+        raise ObjectError(f"{where}: missing field kind")
     try:
         kind = by_kind(api_version, kind_name)
     except UnknownKind as e:
-        raise CliError(f"{where}: {e}") from None
+        raise UnservedKind(where, obj, str(e)) from None
     meta = obj.get("metadata")
     if meta is None or not isinstance(meta, dict):
-        raise CliError(f"{where}: missing field metadata.name ({kind_name} has no metadata)")
+        raise ObjectError(f"{where}: missing field metadata.name ({kind_name} has no metadata)")
     name = meta.get("name")
     if not name or not isinstance(name, str):
-        raise CliError(f"{where}: missing field metadata.name")
+        raise ObjectError(f"{where}: missing field metadata.name")
     ns = meta.get("namespace")
     if ns is not None and not isinstance(ns, str):
-        raise CliError(f"{where}: metadata.namespace must be a string")
+        raise ObjectError(f"{where}: metadata.namespace must be a string")
     return kind
 
 
@@ -153,20 +206,35 @@ def _is_list(obj: Any) -> bool:
     )
 
 
-def manifests_from_text(text: str, source: str) -> list[Manifest]:
+def manifests_from_text(text: str, source: str, problems: list[Problem] | None = None) -> list[Manifest]:
+    """The objects of one source, in order. With `problems`, an object that cannot be sent is
+    reported there and skipped; without, it raises (see the module docstring)."""
     out: list[Manifest] = []
+
+    def add(obj: Any, where: str, number: int, item: int | None) -> None:
+        try:
+            kind = check_object(obj, where)
+        except ObjectError as e:
+            if problems is None:
+                raise
+            problems.append(Problem(where, compute_problem(e, source)))
+            return
+        out.append(Manifest(source, number, item, obj, kind))
+
     for number, doc in parse_documents(text, source):
         where = f"{source}: document {number}"
         if _is_list(doc):
             items = doc.get("items") or []
             if not isinstance(items, list):
-                raise CliError(f"{where}: items of a {doc['kind']} must be a list")
+                error = ObjectError(f"{where}: items of a {doc['kind']} must be a list")
+                if problems is None:
+                    raise error
+                problems.append(Problem(where, str(error)))
+                continue
             for i, item in enumerate(items, start=1):
-                kind = check_object(item, f"{where}, item {i}")
-                out.append(Manifest(source, number, i, item, kind))
+                add(item, f"{where}, item {i}", number, i)
         else:
-            kind = check_object(doc, where)
-            out.append(Manifest(source, number, None, doc, kind))
+            add(doc, where, number, None)
     return out
 
 
@@ -179,8 +247,10 @@ def _read(source: str, stdin: IO[str] | None) -> str:
         raise CliError(f"{source}: cannot read: {e}") from None
 
 
-def load(paths: Iterable[str], recursive: bool = False, stdin: IO[str] | None = None) -> list[Manifest]:
-    """All manifests named by `-f` arguments, fully checked, in order."""
+def load(paths: Iterable[str], recursive: bool = False, stdin: IO[str] | None = None,
+         problems: list[Problem] | None = None) -> list[Manifest]:
+    """All manifests named by `-f` arguments, fully checked, in order; objects that cannot be
+    sent go to `problems` when it is given, and raise otherwise."""
     out: list[Manifest] = []
     stdin_read = False
     for source in expand_sources(paths, recursive):
@@ -189,6 +259,6 @@ def load(paths: Iterable[str], recursive: bool = False, stdin: IO[str] | None = 
                 continue
             stdin_read = True
         label = "<stdin>" if source == "-" else source
-        out.extend(manifests_from_text(_read(source, stdin), label))
+        out.extend(manifests_from_text(_read(source, stdin), label, problems))
     return out
 

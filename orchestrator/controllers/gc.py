@@ -41,7 +41,7 @@ from ..registry.generic import FOREGROUND_FINALIZER
 log = logging.getLogger("dockyard.gc")
 
 NAMESPACE = by_kind("v1", "Namespace")
-OWNER_KINDS = tuple(k for k in KINDS if k.kind in ("Deployment", "ReplicaSet", "Pod", "Node"))
+OWNER_KINDS = tuple(k for k in KINDS if k.kind in ("Deployment", "ReplicaSet", "Pod", "Node", "Service"))
 # what may have owners: every kind but Events (they never carry ownerReferences here, expire
 # after an hour, and are the most written kind: not worth a cache of their own)
 DEPENDENT_KINDS = tuple(k for k in KINDS if k.kind != "Event")

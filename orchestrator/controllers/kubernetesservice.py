@@ -1,4 +1,4 @@
-"""The in-cluster API Service: `default/kubernetes` and its Endpoints, kept by the master.
+"""The in-cluster API Service: `default/kubernetes`, its Endpoints and EndpointSlice, kept by the master.
 
 What kube-apiserver's bootstrap controller and master endpoint reconciler do, for the one
 master Dockyard has:
@@ -14,15 +14,22 @@ master Dockyard has:
   `https`), labelled `endpointslice.kubernetes.io/skip-mirror=true` as Kubernetes labels
   them. Created again when deleted, rewritten when the address or port changed. The Service
   has no selector, so the Endpoints controller leaves them alone.
+* the EndpointSlice `default/kubernetes`, as kube-apiserver's endpoints adapter writes it:
+  labelled `kubernetes.io/service-name=kubernetes` only (no managed-by label, no owner),
+  address type of the master's address, one endpoint `{addresses: [IP], conditions:
+  {ready: true}}`, one port `https`. It is what the agents' service proxy programs for
+  `10.43.0.1:443` and what `kubectl describe svc kubernetes` lists; the EndpointSlice
+  controller, which keeps only slices labelled as its own, leaves it alone.
 
 Pods find the API through them: the agents' service rules send `10.43.0.1:443` to the
 master, and every container gets `KUBERNETES_SERVICE_HOST`/`_PORT` (`agent.serviceenv`).
 
-The controller reacts to any event of those two objects (the runner's shared Service and
-Endpoints informers; every other key is ignored) and checks again at each resync. It reads
-the informer caches, so a check that finds everything right costs no request, and the
-resync can be short (2 s): it is also what creates both objects in a new cluster, where no
-event would. `desired_service`, `desired_endpoints` and the `*_update` functions are pure
+The controller reacts to any event of those three objects (the runner's shared Service,
+Endpoints and EndpointSlice informers; every other key is ignored) and checks again at each
+resync. It reads the informer caches, so a check that finds everything right costs no
+request, and the resync can be short (2 s): it is also what creates the objects in a new
+cluster, where no event would. `desired_service`, `desired_endpoints`,
+`desired_endpoint_slice` and the `*_update` functions are pure
 and unit-tested. Without a master endpoint (a controller manager started by hand without
 one) the controller is not built.
 """
@@ -45,6 +52,7 @@ log = logging.getLogger("dockyard.controllers.kubernetes-service")
 
 SERVICE = by_kind("v1", "Service")
 ENDPOINTS = by_kind("v1", "Endpoints")
+ENDPOINT_SLICE = by_kind("discovery.k8s.io/v1", "EndpointSlice")
 NAMESPACE = "default"
 NAME = "kubernetes"
 KEY = f"{NAMESPACE}/{NAME}"
@@ -52,6 +60,7 @@ SERVICE_PORT = 443
 PORT_NAME = "https"
 SERVICE_LABELS = {"component": "apiserver", "provider": "kubernetes"}
 SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,48 @@ def desired_endpoints(endpoint: MasterEndpoint) -> Obj:
     }
 
 
+def _address_type(ip: str) -> str:
+    return "IPv6" if ":" in ip else "IPv4"
+
+
+def desired_slice_fields(endpoint: MasterEndpoint) -> Obj:
+    """addressType, endpoints and ports of the EndpointSlice default/kubernetes."""
+    return {
+        "addressType": _address_type(endpoint.ip),
+        "endpoints": [{"addresses": [endpoint.ip], "conditions": {"ready": True}}],
+        "ports": [{"name": PORT_NAME, "port": endpoint.port, "protocol": "TCP"}],
+    }
+
+
+def desired_endpoint_slice(endpoint: MasterEndpoint) -> Obj:
+    return {
+        "apiVersion": ENDPOINT_SLICE.api_version,
+        "kind": ENDPOINT_SLICE.kind,
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": {SERVICE_NAME_LABEL: NAME}},
+        **desired_slice_fields(endpoint),
+    }
+
+
+def endpoint_slice_update(current: Obj, endpoint: MasterEndpoint) -> Obj | None:
+    """The existing EndpointSlice pointing at `endpoint` (other labels kept), or None when it
+    already does. None too when its address type is not the master's (the field is
+    immutable): `replace_slice` tells the controller to delete it, to be created again."""
+    want = desired_slice_fields(endpoint)
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    if (all(current.get(k) == v for k, v in want.items()) and labels.get(SERVICE_NAME_LABEL) == NAME) \
+            or replace_slice(current, endpoint):
+        return None
+    new = copy.deepcopy(current)
+    new.update(want)
+    new.setdefault("metadata", {})["labels"] = {**labels, SERVICE_NAME_LABEL: NAME}
+    return new
+
+
+def replace_slice(current: Obj, endpoint: MasterEndpoint) -> bool:
+    """The slice has another address type than the master's address (immutable: delete it)."""
+    return current.get("addressType") != _address_type(endpoint.ip)
+
+
 def _port_key(port: Any) -> tuple[Any, ...]:
     p = port if isinstance(port, dict) else {}
     return (p.get("name") or "", p.get("port"), p.get("protocol") or "TCP", p.get("targetPort"))
@@ -145,7 +196,7 @@ def endpoints_update(current: Obj, endpoint: MasterEndpoint) -> Obj | None:
 
 class KubernetesServiceController(Controller):
     name = "kubernetes-service"
-    watches = (SERVICE, ENDPOINTS)
+    watches = (SERVICE, ENDPOINTS, ENDPOINT_SLICE)
     resync_seconds = 2.0
 
     def __init__(self, registry: ObjectAccess, endpoint: MasterEndpoint) -> None:
@@ -164,6 +215,7 @@ class KubernetesServiceController(Controller):
             return
         self._sync_service()
         self._sync_endpoints()
+        self._sync_endpoint_slice()
 
     def _sync_service(self) -> None:
         cache = self.lister(SERVICE)
@@ -198,3 +250,27 @@ class KubernetesServiceController(Controller):
         if new is not None:
             log.info("pointing the Endpoints default/kubernetes at %s", self.endpoint)
             cache.note(self.registry.update(ENDPOINTS, NAMESPACE, NAME, new))
+
+    def _sync_endpoint_slice(self) -> None:
+        cache = self.lister(ENDPOINT_SLICE)
+        current = cache.get(NAMESPACE, NAME)
+        if current is not None and replace_slice(current, self.endpoint):
+            log.info("replacing the EndpointSlice default/kubernetes (the master's address type changed)")
+            try:
+                cache.note_deleted(self.registry.delete(ENDPOINT_SLICE, NAMESPACE, NAME))
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+            current = None
+        if current is None:
+            log.info("creating the EndpointSlice default/kubernetes (%s)", self.endpoint)
+            try:
+                cache.note(self.registry.create(ENDPOINT_SLICE, NAMESPACE, desired_endpoint_slice(self.endpoint)))
+            except ApiError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+            return
+        new = endpoint_slice_update(current, self.endpoint)
+        if new is not None:
+            log.info("pointing the EndpointSlice default/kubernetes at %s", self.endpoint)
+            cache.note(self.registry.update(ENDPOINT_SLICE, NAMESPACE, NAME, new))

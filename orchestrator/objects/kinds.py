@@ -14,17 +14,24 @@ types), `PRINTER` (columns and cells) and a `Strategy` subclass naming them, exp
 `STRATEGY`; see `objects/strategy.py`) and add its row here, with the short names `kubectl`
 knows it by. Nothing else dispatches on kind names. The order of the rows is the order
 kinds are listed in (discovery, `get all`).
+
+A kind also served in another version than the stored one (HorizontalPodAutoscalers in
+autoscaling/v1 besides autoscaling/v2) has a row in `CONVERTED` carrying a `Conversion`;
+`SERVED` is every row the API routes, discovers and documents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import Obj, hpaconversion
 from .printers import Printer
 from .resources import (
     configmap,
     deployment,
     endpoints,
+    endpointslice,
     event,
     horizontalpodautoscaler,
     lease,
@@ -50,6 +57,13 @@ class Kind:
     subresources: tuple[str, ...] = ()
     singular: str = field(default="")
     strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
+    # set on the rows of CONVERTED: the kind is stored in another version (see Conversion)
+    conversion: Conversion | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def stored(self) -> Kind:
+        """The row the registry reads and writes this kind's objects with (itself unless converted)."""
+        return self.conversion.stored if self.conversion is not None else self
 
     @property
     def api_version(self) -> str:
@@ -100,6 +114,20 @@ class Kind:
         return f"{root}/{self.resource}"
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """How a kind served in a version other than the one it is stored in converts, as
+    kube-apiserver serves every version of a resource from one stored object: `stored` is the
+    kind's row in KINDS (the registry reads and writes only that version), `to_stored` turns
+    a whole object of the served version into the stored version, `from_stored` the reverse.
+    Both are pure and return new objects; the API converts request bodies with the one and
+    every object it answers (gets, lists, watch events, Tables) with the other."""
+
+    stored: Kind
+    to_stored: Callable[[Obj], Obj]
+    from_stored: Callable[[Obj], Obj]
+
+
 KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), strategy=namespace.STRATEGY),
     Kind("", "v1", "Node", "nodes", False, ("no",), ("status",), strategy=node.STRATEGY),
@@ -116,10 +144,32 @@ KINDS: tuple[Kind, ...] = (
     Kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",),
          strategy=horizontalpodautoscaler.STRATEGY),
     Kind("coordination.k8s.io", "v1", "Lease", "leases", True, strategy=lease.STRATEGY),
+    Kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, strategy=endpointslice.STRATEGY),
 )
 
-_BY_RESOURCE = {(k.group, k.version, k.resource): k for k in KINDS}
-_BY_KIND = {(k.api_version, k.kind): k for k in KINDS}
+
+def _row(api_version: str, kind: str) -> Kind:
+    return next(k for k in KINDS if (k.api_version, k.kind) == (api_version, kind))
+
+
+# Kinds served in a further version, each converted to and from its row in KINDS (one stored
+# object, as in Kubernetes). They are listed in discovery and OpenAPI after the rows of KINDS
+# (so a group's first version stays its preferred one) and found by path and by apiVersion;
+# everything that walks the stored kinds (controllers, `get all`, the garbage collector)
+# walks KINDS only. Adding one: its version's schema and printer as a strategy in the kind's
+# module, pure conversion functions, and its row here.
+CONVERTED: tuple[Kind, ...] = (
+    Kind("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), ("status",),
+         strategy=horizontalpodautoscaler.V1_STRATEGY,
+         conversion=Conversion(_row("autoscaling/v2", "HorizontalPodAutoscaler"), hpaconversion.v1_to_v2,
+                               hpaconversion.v2_to_v1)),
+)
+
+# every kind the API serves, in every version it serves it
+SERVED: tuple[Kind, ...] = KINDS + CONVERTED
+
+_BY_RESOURCE = {(k.group, k.version, k.resource): k for k in SERVED}
+_BY_KIND = {(k.api_version, k.kind): k for k in SERVED}
 
 
 _STRATEGY_BY_KIND = {k.kind: k.strategy for k in KINDS}

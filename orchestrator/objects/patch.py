@@ -247,6 +247,7 @@ MERGE_KEYS: dict[str, dict[str, str]] = {
     "Event": dict(_METADATA_KEYS),
     "Service": {**_METADATA_KEYS, "spec.ports": "port", "spec.clusterIPs": SET, **_STATUS_CONDITIONS},
     "Endpoints": dict(_METADATA_KEYS),
+    "EndpointSlice": dict(_METADATA_KEYS),  # endpoints and ports are atomic lists, as in Kubernetes
 }
 
 _DELETE = object()  # a map that `$patch: delete` removed

@@ -61,8 +61,9 @@ from typing import Any
 
 from .. import errors
 from ..errors import ApiError
-from ..objects import Obj, fielderrors, patch, schema, selectors, validation
+from ..objects import Obj, fielderrors, managedfields, patch, schema, selectors, validation
 from ..objects.kinds import KINDS, Kind, by_kind
+from ..objects.managedfields import FieldManager
 from ..objects.timefmt import rfc3339
 from ..store import KV, Compacted, KeyExists, KeyNotFound, RevisionConflict, SQLiteStore, WatchEvent
 
@@ -221,6 +222,9 @@ class Registry:
         self._bodies: dict[tuple[str, int], bytes] = {}  # (store key, mod revision) -> `get_json`'s body
         self._bodies_bytes = 0
         self._bodies_lock = threading.Lock()
+        # the field manager of writes that name none: the master's own (its controllers in
+        # thread mode, its bootstrap objects); the API names the request's
+        self.field_manager = "dockyard-master"
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -487,7 +491,8 @@ class Registry:
 
     # -- writes -------------------------------------------------------------------------
 
-    def create(self, kind: Kind, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
+    def create(self, kind: Kind, namespace: str | None, body: Obj, *, dry_run: bool = False,
+               manager: FieldManager | None = None) -> Obj:
         self._check_type(kind, body)
         self._check_json(kind, body)
         self._check_shape(kind, body)
@@ -519,6 +524,7 @@ class Registry:
         meta["creationTimestamp"] = rfc3339(self.clock())
         meta["generation"] = 1
         kind.strategy.prepare_for_create(obj)
+        self._manage(kind, None, obj, manager, "")
         if dry_run:
             if self.store.get(kind.key(ns, meta["name"])) is not None:
                 raise errors.already_exists(kind.resource, meta["name"], kind.group)
@@ -539,6 +545,7 @@ class Registry:
         *,
         require_rv: bool = False,
         dry_run: bool = False,
+        manager: FieldManager | None = None,
     ) -> Obj:
         self._check_type(kind, body)
         self._check_json(kind, body)
@@ -554,7 +561,34 @@ class Registry:
         elif require_rv:
             raise errors.conflict(kind.resource, name, kind.group)
         new = self._merge_update(kind, kv.value, self._strip(body), subresource)
+        self._manage(kind, kv.value, new, manager, subresource)
         return self._write(kind, kv, new, dry_run)
+
+    @staticmethod
+    def _scope(kind: Kind, subresource: str) -> managedfields.Scope:
+        return managedfields.Scope(kind.kind, kind.schema, kind.has_status, subresource, kind.api_version)
+
+    def _manage(self, kind: Kind, old: Obj | None, new: Obj, manager: FieldManager | None, subresource: str) -> None:
+        """Record the write in `new`'s `metadata.managedFields` (`objects.managedfields`);
+        raises the 409 of an apply that conflicts."""
+        scope = self._scope(kind, subresource)
+        meta = new.setdefault("metadata", {})
+        request_entries = meta.get("managedFields")
+        try:
+            entries = managedfields.track(scope, old, new, manager or FieldManager(self.field_manager),
+                                          rfc3339(self.clock()), request_entries)
+        except managedfields.Conflicts as e:
+            raise ApiError(409, "Conflict", e.message, {"causes": e.causes}) from None
+        except managedfields.InvalidManagedFields as e:
+            raise errors.invalid(kind.kind, _name_of(new), [
+                {"field": e.field, "reason": "FieldValueInvalid", "message": f"Invalid value: {e.message}"}],
+                kind.group) from None
+        if entries is None:
+            entries = (old or {}).get("metadata", {}).get("managedFields")
+        if entries:
+            meta["managedFields"] = entries
+        else:
+            meta.pop("managedFields", None)
 
     def _merge_update(self, kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
         """Build the stored object of an update from the old one and the request body (a
@@ -611,6 +645,7 @@ class Registry:
         *,
         dry_run: bool = False,
         check_fields: Callable[[Obj], None] | None = None,
+        manager: FieldManager | None = None,
     ) -> Obj:
         """Apply a patch to the current object and write the result (again on a conflict
         with a concurrent write, unless the patch names a resourceVersion).
@@ -625,6 +660,11 @@ class Registry:
             kv = self._kv(kind, namespace, name)
             current = self._with_rv(kv)
             patched = apply_patch(kind, current, body, content_type)
+            if manager is not None and manager.operation == "Apply" and isinstance(patched, dict):
+                try:
+                    managedfields.prune_apply(self._scope(kind, subresource), current, patched, manager)
+                except managedfields.InvalidManagedFields:
+                    pass  # stored entries that do not parse prune nothing; the write replaces them
             if not isinstance(patched, dict):
                 raise errors.bad_request(
                     f"the patch did not produce an object: the patched {kind.kind} is a JSON {json_type(patched)}"
@@ -640,6 +680,7 @@ class Registry:
             if rv not in (None, "") and str(rv) != str(kv.mod_revision):
                 raise errors.conflict(kind.resource, name, kind.group)
             new = self._merge_update(kind, kv.value, self._strip(patched), subresource)
+            self._manage(kind, kv.value, new, manager, subresource)
             try:
                 return self._write(kind, kv, new, dry_run)
             except ApiError as e:
@@ -798,7 +839,8 @@ class Registry:
         obj = self.get(kind, namespace, name)
         return scale_of(obj)
 
-    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Obj, *, dry_run: bool = False) -> Obj:
+    def update_scale(self, kind: Kind, namespace: str, name: str, scale: Obj, *, dry_run: bool = False,
+                     manager: FieldManager | None = None) -> Obj:
         """Set the replicas of a Deployment or ReplicaSet through an autoscaling/v1 Scale
         (checked and answered, but not stored, with `dry_run`)."""
         replicas = self._scale_replicas(namespace, name, scale)
@@ -809,7 +851,8 @@ class Registry:
                 raise errors.conflict(kind.resource, name, kind.group)
             obj["spec"]["replicas"] = replicas
             try:
-                return scale_of(self.update(kind, namespace, name, obj, require_rv=True, dry_run=dry_run))
+                return scale_of(self.update(kind, namespace, name, obj, require_rv=True, dry_run=dry_run,
+                                            manager=manager))
             except ApiError as e:
                 if e.reason == "Conflict" and not rv:
                     continue
@@ -817,7 +860,7 @@ class Registry:
         raise errors.conflict(kind.resource, name, kind.group)
 
     def patch_scale(self, kind: Kind, namespace: str, name: str, patched: Callable[[Obj], Obj], *,
-                    dry_run: bool = False) -> Obj:
+                    dry_run: bool = False, manager: FieldManager | None = None) -> Obj:
         """Write the Scale `patched(current Scale)` returns (a patch applied to it). A conflict
         with a concurrent write (a controller's) applies the patch again to the new Scale, as
         the API server's update loop does, unless the patched Scale names a resourceVersion
@@ -826,7 +869,7 @@ class Registry:
             current = self.get_scale(kind, namespace, name)
             scale = patched(current)
             try:
-                return self.update_scale(kind, namespace, name, scale, dry_run=dry_run)
+                return self.update_scale(kind, namespace, name, scale, dry_run=dry_run, manager=manager)
             except ApiError as e:
                 precondition = (scale.get("metadata") or {}).get("resourceVersion")
                 if e.reason != "Conflict" or precondition != current["metadata"].get("resourceVersion"):

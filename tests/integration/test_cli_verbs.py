@@ -98,6 +98,16 @@ def test_exec_takes_flags_after_the_pod_name(cluster: Cluster, web: str) -> None
     assert "exec [POD] [COMMAND] is not supported anymore. Use exec [POD] -- [COMMAND] instead" in r.stderr
 
 
+def test_exec_into_a_completed_pod_is_refused_readably(cluster: Cluster) -> None:
+    ok(dy(cluster, "run", "finished", f"--image={BUSYBOX}", "--restart=Never", "--", "true"))
+    ok(dy(cluster, "wait", "pod/finished", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=60s"))
+    r = dy(cluster, "exec", "finished", "--", "true")
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("Error from server (BadRequest): cannot exec into a container in a completed pod; "
+                                "current phase is Succeeded")
+    ok(dy(cluster, "delete", "pod", "finished"))
+
+
 def test_get_jsonpath_output(cluster: Cluster, web: str) -> None:
     assert ok(dy(cluster, "get", "pod", "web-1", "-o", "jsonpath={.metadata.name}")) == "web-1"
     out = ok(dy(cluster, "get", "pods", "-l", "app=web", "-o",
@@ -299,6 +309,28 @@ def _editor(tmp_path: Path, script: str) -> dict[str, str]:
     return {"EDITOR": str(path), "KUBE_EDITOR": ""}
 
 
+def test_server_side_apply_conflicts_and_force(cluster: Cluster) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\ndata:\n  k: one\n  j: keep\n"
+    assert ok(dy(cluster, "apply", "--server-side", "-f", "-", input=cm)) == "configmap/owned serverside-applied\n"
+    # a second manager sets k to another value: 409 naming the field and its manager, exit 1
+    other = cm.replace("k: one", "k: two").replace("  j: keep\n", "")
+    r = dy(cluster, "apply", "-f", "-", "--server-side", "--field-manager", "ci", input=other)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == (
+        'Error from server (Conflict): Apply failed with 1 conflict: conflict with "dockyard" using v1: .data.k')
+    assert "--force-conflicts" in r.stderr.splitlines()[1]
+    r = dy(cluster, "apply", "--server-side", "--field-manager=ci", "--force-conflicts", "-f", "-", input=other)
+    assert ok(r) == "configmap/owned serverside-applied\n"
+    got = json.loads(ok(dy(cluster, "get", "cm", "owned", "-o", "json", "--show-managed-fields")))
+    assert got["data"] == {"k": "two", "j": "keep"}
+    fields = {e["manager"]: e["fieldsV1"] for e in got["metadata"]["managedFields"]}
+    assert fields == {"dockyard": {"f:data": {".": {}, "f:j": {}}}, "ci": {"f:data": {".": {}, "f:k": {}}}}
+    assert "managedFields" not in ok(dy(cluster, "get", "cm", "owned", "-o", "yaml"))
+    r = dy(cluster, "apply", "--force-conflicts", "-f", "-", input=cm)
+    assert r.returncode == 1 and r.stderr == "error: --force-conflicts only works with --server-side\n"
+    ok(dy(cluster, "delete", "cm", "owned"))
+
+
 def test_edit_applies_and_reopens_on_error(cluster: Cluster, tmp_path: Path) -> None:
     ok(dy(cluster, "create", "cm", "edited", "--from-literal=a=1"))
     env = _editor(tmp_path, "sed -i \"s/^  a: .1.$/  a: changed/\" \"$1\"\n")
@@ -408,9 +440,12 @@ def test_api_resources_and_versions(cluster: Cluster) -> None:
     assert lines[0] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     assert ["pods", "po", "v1", "true", "Pod"] in lines
     assert ["deployments", "deploy", "apps/v1", "true", "Deployment"] in lines
+    # served in two versions, listed once in the preferred one, as kubectl lists it
+    assert [line[2] for line in lines if line[0] == "horizontalpodautoscalers"] == ["autoscaling/v2"]
     names = ok(dy(cluster, "api-resources", "--namespaced=false", "-o", "name")).split()
     assert "nodes" in names and "pods" not in names
-    assert "apps/v1" in ok(dy(cluster, "api-versions")).split()
+    versions = ok(dy(cluster, "api-versions")).split()
+    assert "apps/v1" in versions and {"autoscaling/v1", "autoscaling/v2"} <= set(versions)
 
 
 def test_replace(cluster: Cluster, tmp_path: Path) -> None:

@@ -169,19 +169,23 @@ def test_master_kill9_loses_no_write_and_keeps_containers(cluster: Cluster) -> N
     assert sorted(cluster.containers()) == before  # re-adopted, not restarted
 
 
-def test_bad_input_exits_1_and_writes_nothing(cluster: Cluster, tmp_path: Path) -> None:
+def test_bad_input_exits_1_naming_the_file(cluster: Cluster, tmp_path: Path) -> None:
+    # a file that does not parse writes nothing; an object that cannot be sent (unserved
+    # kind, no name) fails alone and the rest of the file is applied, as with kubectl
     cases = {
-        "syntax.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad1\n",
-        "kind.yaml": "apiVersion: v1\nkind: Widget\nmetadata: {name: bad2}\n",
-        "noname.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+        "syntax.yaml": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad1\n", "invalid YAML", 0),
+        "kind.yaml": ("apiVersion: v1\nkind: Widget\nmetadata: {name: bad2}\n", 'no matches for kind "Widget"', 1),
+        "noname.yaml": ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "missing field metadata.name", 1),
     }
-    for fname, text in cases.items():
+    for fname, (text, says, applied) in cases.items():
         f = tmp_path / fname
         f.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good-" + fname[:3] + "}\n---\n" + text)
         r = cluster.cli("apply", "-f", str(f))
         assert r.returncode == 1, (fname, r.stdout, r.stderr)
-        assert len(r.stderr.strip().splitlines()) == 1 and fname in r.stderr, r.stderr
-        assert cluster.client.list(CM, "default", field_selector=f"metadata.name=good-{fname[:3]}")["items"] == []
+        assert len(r.stderr.strip().splitlines()) == 1 and fname in r.stderr and says in r.stderr, r.stderr
+        assert r.stdout.splitlines() == [f"configmap/good-{fname[:3]} created"][:applied]
+        good = cluster.client.list(CM, "default", field_selector=f"metadata.name=good-{fname[:3]}")["items"]
+        assert len(good) == applied, fname
     # a server-side validation error names the field; the store is unchanged
     f = tmp_path / "noimage.yaml"
     f.write_text(WEB.read_text().replace("name: web\n", "name: noimage\n", 1)

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -383,6 +384,71 @@ def test_server_side_apply_and_dry_run(kubectl: Kubectl, tmp_path: Path) -> None
     assert kubectl("get", "cm", "dry", check=False).returncode == 1
     assert kubectl("delete", "cm", "ssa", "--dry-run=server").stdout.strip() == 'configmap "ssa" deleted (server dry run)'
     assert kubectl("get", "cm", "ssa", check=False).returncode == 0
+
+
+def managers(kubectl: Kubectl, *target: str) -> dict[tuple[str, str], dict[str, Any]]:
+    got = json.loads(kubectl("get", *target, "-o", "json", "--show-managed-fields").stdout)
+    return {(e["manager"], e["operation"]): e["fieldsV1"] for e in got["metadata"].get("managedFields", [])}
+
+
+def test_server_side_apply_conflict_then_force_conflicts(kubectl: Kubectl, tmp_path: Path, demo_image: str) -> None:
+    deploy = tmp_path / "ssa-deploy.yaml"
+    deploy.write_text(f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa-web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: ssa-web}}
+  template:
+    metadata:
+      labels: {{app: ssa-web}}
+    spec:
+      containers:
+      - name: web
+        image: {demo_image}
+""")
+    assert kubectl("apply", "--server-side", "-f", str(deploy)).stdout.strip() == \
+        "deployment.apps/ssa-web serverside-applied"
+    fields = managers(kubectl, "deploy", "ssa-web")[("kubectl", "Apply")]
+    assert "f:replicas" in fields["f:spec"]
+    assert 'k:{"name":"web"}' in fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    # another manager (a CI job) sets replicas to another value: kubectl's conflict report, exit 1
+    deploy.write_text(deploy.read_text().replace("replicas: 1", "replicas: 2"))
+    r = kubectl("apply", "--server-side", "--field-manager=ci", "-f", str(deploy), check=False)
+    assert r.returncode == 1
+    assert 'Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas' in r.stderr
+    assert "--force-conflicts" in r.stderr
+    got = json.loads(kubectl("get", "deploy", "ssa-web", "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 1  # nothing written
+    r = kubectl("apply", "--server-side", "--field-manager=ci", "--force-conflicts", "-f", str(deploy))
+    assert r.stdout.strip() == "deployment.apps/ssa-web serverside-applied"
+    owners = managers(kubectl, "deploy", "ssa-web")
+    assert "f:replicas" in owners[("ci", "Apply")]["f:spec"]
+    assert "f:replicas" not in owners[("kubectl", "Apply")]["f:spec"]
+    assert json.loads(kubectl("get", "deploy", "ssa-web", "-o", "json").stdout)["spec"]["replicas"] == 2
+    kubectl("delete", "deploy", "ssa-web", "--wait=false")
+
+
+def test_client_side_apply_migrates_to_server_side_apply(kubectl: Kubectl, tmp_path: Path) -> None:
+    cm = tmp_path / "migrate.yaml"
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  labels: {a: '1', b: '2'}\n"
+                  "data:\n  x: '1'\n  y: '2'\n")
+    assert kubectl("apply", "-f", str(cm)).stdout.strip() == "configmap/migrate created"
+    assert ("kubectl-client-side-apply", "Update") in managers(kubectl, "cm", "migrate")
+    # the same file, less one label and one key, applied server-side: kubectl hands the client-side
+    # applier's fields to its server-side manager first, so what the file no longer has is removed
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  labels: {a: '1'}\n"
+                  "data:\n  x: '1'\n")
+    kubectl("apply", "--server-side", "-f", str(cm))
+    got = json.loads(kubectl("get", "cm", "migrate", "-o", "json").stdout)
+    assert got["data"] == {"x": "1"} and got["metadata"]["labels"] == {"a": "1"}
+    owners = managers(kubectl, "cm", "migrate")
+    assert ("kubectl", "Apply") in owners and ("kubectl-client-side-apply", "Update") not in owners
+    # kubectl keeps its last-applied annotation up to date under a manager of its own
+    assert set(owners) <= {("kubectl", "Apply"), ("kubectl-last-applied", "Apply")}
+    kubectl("delete", "cm", "migrate")
 
 
 def test_delete(kubectl: Kubectl, manifest: Path, cluster: Cluster) -> None:

@@ -154,12 +154,14 @@ def test_apply_namespace_flag(fake: FakeApi, tmp_path: Path) -> None:
     assert ("configmaps", "other", "conf") in fake.objects
 
 
-def test_apply_bad_document_writes_nothing(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_unserved_kind_fails_alone(fake: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = _write(tmp_path, WEB + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n", "bad.yaml")
     assert main(["apply", "-f", f]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "bad.yaml: document 3" in err[0] and "Widget" in err[0]
-    assert fake.requests == []
+    out = capsys.readouterr()
+    err = out.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: resource mapping not found") and "bad.yaml" in err[0]
+    assert "(document 3;" in err[0] and 'no matches for kind "Widget" in version "v1"' in err[0]
+    assert out.out.splitlines() == ["deployment.apps/web created", "configmap/conf created"]
 
 
 def test_apply_server_error_continues_and_exits_1(
@@ -206,6 +208,18 @@ def test_get_json_one_object_or_list(fake: FakeApi, capsys: pytest.CaptureFixtur
     assert main(["get", "pods", "-o", "json"]) == 0
     many = json.loads(capsys.readouterr().out)
     assert many["kind"] == "List" and many["apiVersion"] == "v1" and many["items"][0]["kind"] == "Pod"
+
+
+def test_get_hides_managed_fields_unless_asked(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    pod = _pod("a")
+    pod["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1",
+                                         "fieldsV1": {"f:spec": {}}}]
+    fake.add("pods", pod)
+    assert main(["get", "pod", "a", "-o", "yaml"]) == 0
+    assert "managedFields" not in capsys.readouterr().out
+    assert main(["get", "pods", "-o", "json", "--show-managed-fields"]) == 0
+    shown = json.loads(capsys.readouterr().out)["items"][0]["metadata"]["managedFields"]
+    assert shown[0]["manager"] == "kubectl"
 
 
 def test_get_multiple_kinds_prefix_names(fake: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,6 +64,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "name": "cpu", "current": {"averageUtilization": 45}}}]},
     },
     "leases": {"spec": {"holderIdentity": "master-1"}},
+    "endpointslices": {"addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                       "endpoints": [{"addresses": [f"10.42.0.{i}"]} for i in range(2, 7)]},
 }
 
 

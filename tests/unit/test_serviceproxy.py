@@ -34,14 +34,16 @@ def svc(name: str, cluster_ip: str = "10.43.0.5", ports: list | None = None, **s
     return {"metadata": {"name": name, "namespace": "default"}, "spec": body}
 
 
-def eps(name: str, ready: list[str], not_ready: list[str] = (), port: int = 8080, pname: str = "http") -> dict:
+def eps(name: str, ready: list[str], not_ready: list[str] | tuple[str, ...] = (), port: int = 8080, pname: str = "http",
+        suffix: str = "abcde", address_type: str = "IPv4", extra: list | None = None) -> dict:
+    """An EndpointSlice of Service `name` with ready and not ready endpoints (and `extra` ones)."""
     return {
-        "metadata": {"name": name, "namespace": "default"},
-        "subsets": [{
-            "addresses": [{"ip": ip} for ip in ready],
-            "notReadyAddresses": [{"ip": ip} for ip in not_ready],
-            "ports": [{"name": pname, "port": port, "protocol": "TCP"}],
-        }],
+        "metadata": {"name": f"{name}-{suffix}", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": name}},
+        "addressType": address_type,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ready]
+        + [{"addresses": [ip], "conditions": {"ready": False}} for ip in not_ready] + (extra or []),
+        "ports": [{"name": pname, "port": port, "protocol": "TCP"}],
     }
 
 
@@ -56,6 +58,20 @@ def eps(name: str, ready: list[str], not_ready: list[str] = (), port: int = 8080
          [("default/web:http/tcp", "10.43.0.5", 80, 30001, (("10.42.0.2", 8080),))]),
         ([svc("web")], [], [("default/web:http/tcp", "10.43.0.5", 80, None, ())]),
         ([svc("web")], [eps("web", ["10.42.0.2"], pname="other")], [("default/web:http/tcp", "10.43.0.5", 80, None, ())]),
+        # slices: every slice of the Service merged, found by its label (not its name)
+        ([svc("web")], [eps("web", ["10.42.0.2"]), eps("web", ["10.42.0.3"], suffix="fghij"),
+                        eps("other", ["10.42.0.4"])],
+         [("default/web:http/tcp", "10.43.0.5", 80, None, (("10.42.0.2", 8080), ("10.42.0.3", 8080)))]),
+        # ready unset counts as ready; terminating endpoints get no new connections, ready or not
+        ([svc("web")], [eps("web", [], extra=[
+            {"addresses": ["10.42.0.2"]},
+            {"addresses": ["10.42.0.3"], "conditions": {"ready": False, "serving": True, "terminating": True}},
+            {"addresses": ["10.42.0.4"], "conditions": {"ready": True, "terminating": True}}])],
+         [("default/web:http/tcp", "10.43.0.5", 80, None, (("10.42.0.2", 8080),))]),
+        # IPv4 rules: IPv6 slices are not read
+        ([svc("web")], [eps("web", ["fd00::2"], address_type="IPv6")], [("default/web:http/tcp", "10.43.0.5", 80, None, ())]),
+        # a placeholder slice (no ports, no endpoints)
+        ([svc("web")], [{**eps("web", []), "ports": []}], [("default/web:http/tcp", "10.43.0.5", 80, None, ())]),
     ],
 )
 def test_service_ports(services: list, endpoints: list, expected: list) -> None:
@@ -330,7 +346,7 @@ def _proxy(root: Path) -> tuple[ServiceProxy, FakeIptables]:
     state = ClusterState(None)  # type: ignore[arg-type]
     state.replace("services", [svc("web", type="NodePort",
                                    ports=[{"name": "http", "port": 80, "nodePort": 30001, "protocol": "TCP"}])])
-    state.replace("endpoints", [eps("web", ["10.42.0.2"])])
+    state.replace("endpointslices", [eps("web", ["10.42.0.2"])])
     ipt = FakeIptables(root / ROUTE_LOCALNET)
     return ServiceProxy(state, iptables=ipt, sysctl_root=root), ipt
 

@@ -1,5 +1,11 @@
 """HorizontalPodAutoscaler (autoscaling/v2): scale target, metrics and their targets, replica
 bounds, scaling behavior; defaults as autoscaling/v2 (minReplicas 1, CPU at 80%, ...).
+
+The kind is stored as autoscaling/v2 and also served as autoscaling/v1, converted at the API's
+edge (`objects/hpaconversion.py`, and the kinds table's `Conversion`). `V1_STRATEGY` describes the v1
+form only: its field types (`V1_SCHEMA`, for field validation and OpenAPI) and its printer
+(the v2 columns, cells of the object converted to v2); the registry never sees v1 objects,
+so its defaults and rules are never asked for.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from typing import Any
 
 from .. import Obj
 from ..fielderrors import FieldError, enum, forbidden, invalid, nonnegative, not_supported, required
+from ..hpaconversion import v1_to_v2
 from ..jsonfields import child, dict_of, dicts_of, set_default
 from ..printers import AGE, NAME, NONE, Cell, Column, Printer, as_int, created, name_of, spec_of, status_of
 from ..quantity import parse_quantity
@@ -330,3 +337,34 @@ class HorizontalPodAutoscalerStrategy(Strategy):
 
 
 STRATEGY = HorizontalPodAutoscalerStrategy()
+
+
+# --- autoscaling/v1 ----------------------------------------------------------------------------
+
+V1_SCHEMA = TOP_LEVEL.extend(
+    spec=struct(
+        scaleTargetRef=CROSS_VERSION_OBJECT_REFERENCE,
+        minReplicas=INT32,
+        maxReplicas=INT32,
+        targetCPUUtilizationPercentage=INT32,
+    ),
+    status=struct(
+        observedGeneration=INT64,
+        lastScaleTime=STRING,
+        currentReplicas=INT32,
+        desiredReplicas=INT32,
+        currentCPUUtilizationPercentage=INT32,
+    ),
+)
+
+V1_PRINTER = Printer(PRINTER.columns, lambda hpa, now: _hpa_cells(v1_to_v2(hpa), now))
+
+
+class HorizontalPodAutoscalerV1Strategy(HorizontalPodAutoscalerStrategy):
+    """The autoscaling/v1 form: its fields and its table (Kubernetes prints every version alike)."""
+
+    printer = V1_PRINTER
+    schema = V1_SCHEMA
+
+
+V1_STRATEGY = HorizontalPodAutoscalerV1Strategy()
