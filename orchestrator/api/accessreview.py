@@ -41,7 +41,8 @@ def impersonated(caller: auth.User, user: str | None, groups: Sequence[str]) -> 
     return auth.User(user, (*groups, auth.AUTHENTICATED), node_name=node if auth.NODES in groups else None)
 
 
-def review(user: auth.User, body: Any, bound_node: BoundNode) -> dict[str, Any]:
+def review(user: auth.User, body: Any, bound_node: BoundNode,
+           authz: auth.Authorizer | None = None) -> dict[str, Any]:
     """The answered review for `body` (a SelfSubjectAccessReview) asked by `user`."""
     if not isinstance(body, dict):
         raise errors.bad_request("the request body is not a SelfSubjectAccessReview")
@@ -57,7 +58,7 @@ def review(user: auth.User, body: Any, bound_node: BoundNode) -> dict[str, Any]:
             raise _invalid("spec.nonResourceAttributes: must be an object")
         allowed, reason = True, ""
     else:
-        allowed, reason = _resource_allowed(user, res, bound_node)
+        allowed, reason = _resource_allowed(user, res, bound_node, authz or auth.Authorizer())
     status: dict[str, Any] = {"allowed": allowed}
     if reason:
         status["reason"] = reason
@@ -65,7 +66,8 @@ def review(user: auth.User, body: Any, bound_node: BoundNode) -> dict[str, Any]:
             "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}
 
 
-def _resource_allowed(user: auth.User, res: Any, bound_node: BoundNode) -> tuple[bool, str]:
+def _resource_allowed(user: auth.User, res: Any, bound_node: BoundNode,
+                      authz: auth.Authorizer) -> tuple[bool, str]:
     if not isinstance(res, dict):
         raise _invalid("spec.resourceAttributes: must be an object")
     text = {k: res.get(k) or "" for k in ("verb", "group", "resource", "subresource", "namespace", "name")}
@@ -84,7 +86,7 @@ def _resource_allowed(user: auth.User, res: Any, bound_node: BoundNode) -> tuple
     req = auth.Request(verb=text["verb"], group=text["group"], resource=text["resource"],
                        namespace=text["namespace"] or None, name=text["name"] or None,
                        subresource=text["subresource"], bound_node=node)
-    if auth.authorize(user, req):
+    if authz.authorize(user, req):
         return True, ""
     return False, f'User "{user.name}" cannot {text["verb"]} resource "{text["resource"]}"'
 

@@ -396,6 +396,7 @@ class ApiServer:
         self.registry = registry
         self._converting = ConvertingRegistry(registry)  # for kinds served in a version not stored
         self.authn = authenticator
+        self.authz = auth.Authorizer()  # the fixed rules, then whatever is plugged into `authz.extra`
         self.ca_pem = ca_pem
         self.mint_node_token = mint_node_token
         self.sign_serving_csr = sign_serving_csr  # (node name, CSR PEM) -> certificate PEM
@@ -593,7 +594,7 @@ class ApiServer:
                 subresource=target.subresource,
                 bound_node=bound_node,
             )
-            if not auth.authorize(user, areq) or not self._node_may_read(user, target, verb):
+            if not self.authz.authorize(user, areq) or not self._node_may_read(user, target, verb):
                 raise errors.forbidden(user.name, verb, target.kind.resource, target.name or "")
         return await self._serve(request, target, verb)
 
@@ -625,7 +626,7 @@ class ApiServer:
             pod = self.registry.try_get(pods, namespace or "default", name)
             return None if pod is None else (pod.get("spec") or {}).get("nodeName")
 
-        return ok(accessreview.review(subject, await self._body(request), bound_node), 201)
+        return ok(accessreview.review(subject, await self._body(request), bound_node, self.authz), 201)
 
     def _node_may_read(self, user: auth.User, target: Target, verb: str) -> bool:
         """Nodes read a Secret or ConfigMap only by name, and only one a pod bound to them uses."""
@@ -970,7 +971,7 @@ class ApiServer:
             raise ApiError(405, "MethodNotAllowed", "only POST is allowed on nodecredentials")
         areq = auth.Request(verb="create", group=DOCKYARD_GROUP, resource=NODE_CREDENTIALS,
                             namespace=None, name=None)
-        if not auth.authorize(user, areq) and "system:masters" not in user.groups:
+        if not self.authz.authorize(user, areq) and "system:masters" not in user.groups:
             raise errors.forbidden(user.name, "create", NODE_CREDENTIALS)
         body = require_object(await self._body(request), "a NodeCredential")
         spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}

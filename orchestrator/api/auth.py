@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..pki import PKIError, node_token, parse_join_token, valid_node_name, verify_node_token
@@ -62,9 +63,19 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 @dataclass(frozen=True)
 class User:
-    name: str  # "admin", "system:node:<name>", "system:node-bootstrap"
+    name: str  # "admin", "system:node:<name>", "system:node-bootstrap", "system:serviceaccount:ns:sa", ...
     groups: tuple[str, ...]
     node_name: str | None = None  # set for node identities
+    uid: str = ""
+    # Kubernetes' user "extra" (e.g. authentication.kubernetes.io/pod-uid of a bound token)
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# A further way to authenticate a bearer token (ServiceAccount JWTs, user tokens): the User
+# it identifies, or None when it is not such a token or not valid (now).
+TokenAuthenticator = Callable[[str], "User | None"]
+# A further authorizer (RBAC): True when it allows the request.
+RequestAuthorizer = Callable[["User", "Request"], bool]
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,9 @@ class Authenticator:
         except PKIError as e:
             raise ValueError(f"unusable join token: {e}") from None
         self._verified = TokenCache()
+        # consulted in order for a token none of the fixed ones matches; their answers are
+        # not remembered (such tokens expire, or stop working when revoked)
+        self.token_authenticators: list[TokenAuthenticator] = []
 
     def authenticate(self, authorization_header: str | None) -> User | None:
         """The user a `Bearer <token>` header identifies, or None."""
@@ -155,7 +169,15 @@ class Authenticator:
         user = self.authenticate_token(token)
         if user is not None:
             self._verified.put(authorization_header, user)
-        return user
+            return user
+        return self._plugged(token)
+
+    def _plugged(self, token: str) -> User | None:
+        for authenticate in self.token_authenticators:
+            user = authenticate(token)
+            if user is not None:
+                return user
+        return None
 
     def authenticate_token(self, token: str) -> User | None:
         if _eq(token, self.admin_token):
@@ -216,7 +238,22 @@ def request_verb(method: str, name: str | None, watch: bool = False) -> str:
     return m.lower()
 
 
+class Authorizer:
+    """The decision on every request: the fixed rules (`authorize`: masters, nodes, the
+    bootstrap identity), then each plugged authorizer (`extra`, e.g. RBAC) in order; the
+    first that allows wins, none allowing is a 403."""
+
+    def __init__(self) -> None:
+        self.extra: list[RequestAuthorizer] = []
+
+    def authorize(self, user: User, req: Request) -> bool:
+        if authorize(user, req):
+            return True
+        return any(allowed(user, req) for allowed in self.extra)
+
+
 def authorize(user: User, req: Request) -> bool:
+    """The fixed rules alone (see `Authorizer` for the whole decision)."""
     groups = user.groups
     if MASTERS in groups:
         return True

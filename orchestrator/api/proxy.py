@@ -224,7 +224,7 @@ class AgentProxy:
             raise errors.unauthorized()
         req = auth.Request(verb=verb, group=group, resource=resource, namespace=namespace, name=name,
                            subresource=sub)
-        if not auth.authorize(user, req):
+        if not self.api.authz.authorize(user, req):
             what = f"{resource}/{sub}" if sub else resource
             raise errors.forbidden(user.name, verb, what, name or "")
         return user

@@ -231,6 +231,14 @@ def test_describe(kubectl: Kubectl) -> None:
     assert re.search(r"^Status:\s+Running$", out, re.M) and "Successfully assigned" in out, out
 
 
+def test_describe_node_shows_its_lease(kubectl: Kubectl, cluster: Cluster) -> None:
+    out = kubectl("describe", "node", cluster.node_name).stdout
+    assert "Failed to get lease" not in out
+    lease = out[out.index("\nLease:"):].splitlines()[2:5]
+    assert re.match(rf"^\s+HolderIdentity:\s+{re.escape(cluster.node_name)}$", lease[0]), out
+    assert re.match(r"^\s+RenewTime:\s+\S", lease[2]), out
+
+
 def test_get_watch_streams_table_rows(kubectl: Kubectl) -> None:
     proc = kubectl.popen("get", "deployments", "-w", "--request-timeout=8s")
     time.sleep(1.5)
